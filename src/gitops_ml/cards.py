@@ -1,0 +1,156 @@
+"""Model cards: YAML front matter a machine reads, and Markdown a person reads and completes.
+
+Sections follow "Model Cards for Model Reporting" (Mitchell et al., 2019). What only a
+person can say is left as ``FILL-IN`` markers; promotion to production refuses a card
+that still has one.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import yaml
+from mlflow.tracking import MlflowClient
+
+from . import tracking
+from .config import Spec
+
+UNFILLED_MARKER = "FILL-IN"
+
+
+@dataclass(frozen=True)
+class Card:
+    path: Path
+    front_matter: dict
+    unfilled: int
+
+    def as_dict(self) -> dict:
+        return {"path": str(self.path), "unfilled": self.unfilled, **self.front_matter}
+
+
+def card_path(spec: Spec, version: int) -> Path:
+    return spec.cards_dir / f"{spec.model_name}-v{version}.md"
+
+
+def read_front_matter(path: Path) -> dict:
+    """The YAML between the leading ``---`` lines of a card."""
+    text = path.read_text(encoding="utf-8")
+    if not text.startswith("---\n"):
+        return {}
+    block, _, _ = text[4:].partition("\n---\n")
+    return yaml.safe_load(block) or {}
+
+
+def count_unfilled(path: Path) -> int:
+    return path.read_text(encoding="utf-8").count(UNFILLED_MARKER)
+
+
+def write_card(spec: Spec, version: int | str | None = None) -> Card:
+    """Write ``model_cards/<model>-v<version>.md`` with the version's lineage, metrics, gates and plots.
+
+    Sections a person already filled in are kept when the card is written again.
+    """
+    client = tracking.connect(spec)
+    model = tracking.get_version(spec, client, version)
+    run = client.get_run(model.run_id)
+    gates = json.loads(model.tags.get(tracking.TAG_GATES, "{}") or "{}")
+    front = {
+        "model": spec.model_name,
+        "version": model.version,
+        "task": spec.task,
+        "run_id": model.run_id,
+        "git_commit": model.git_commit,
+        "data_fingerprint": model.data_fingerprint,
+        "data_uri": run.data.tags.get("data_uri", ""),
+        "split": run.data.tags.get("split", ""),
+        "metrics": {k: round(v, 4) for k, v in sorted((gates.get("metrics") or run.data.metrics).items())},
+        "gates_passed": gates.get("passed"),
+        "gates": [{"name": g["name"], "value": round(g["value"], 4), "passed": g["passed"]} for g in gates.get("gates", [])],
+        "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    path = card_path(spec, model.version)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plots = _copy_plots(client, model.run_id, path.with_suffix(""))
+    kept = _filled_sections(path) if path.exists() else {}
+    body = _render(spec, front, run, plots, path.parent, kept)
+    path.write_text("---\n" + yaml.safe_dump(front, sort_keys=False) + "---\n\n" + body, encoding="utf-8")
+    return Card(path=path, front_matter=front, unfilled=count_unfilled(path))
+
+
+def _copy_plots(client: MlflowClient, run_id: str, folder: Path) -> list[Path]:
+    """Copy the run's plots next to the card so the card renders on GitHub without MLflow."""
+    try:
+        downloaded = Path(client.download_artifacts(run_id, "plots"))
+    except Exception:  # a run logged without plots
+        return []
+    folder.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for png in sorted(downloaded.glob("*.png")):
+        copied.append(Path(shutil.copy2(png, folder / png.name)))
+    return copied
+
+
+PERSON_SECTIONS = {
+    "Intended use": f"<!-- {UNFILLED_MARKER}: who uses the predictions, for which decisions, and which uses are out of scope. -->",
+    "Limitations": f"<!-- {UNFILLED_MARKER}: where the model is known to do badly, and the conditions it was not tested under. -->",
+    "Ethical considerations": f"<!-- {UNFILLED_MARKER}: people affected, sensitive features, fairness checks done or still owed. -->",
+}
+
+
+def _filled_sections(path: Path) -> dict[str, str]:
+    """Person-written sections of an existing card whose markers were replaced."""
+    kept = {}
+    text = path.read_text(encoding="utf-8")
+    for title in PERSON_SECTIONS:
+        _, found, rest = text.partition(f"\n## {title}\n")
+        if found:
+            section = rest.split("\n## ", 1)[0].strip()
+            if UNFILLED_MARKER not in section:
+                kept[title] = section
+    return kept
+
+
+def _render(spec: Spec, front: dict, run, plots: list[Path], base: Path, kept: dict[str, str]) -> str:
+    metric_rows = "\n".join(f"| {name} | {value:.4f} |" for name, value in front["metrics"].items())
+    gate_rows = "\n".join(
+        f"| {g['name']} | {g['value']:.4f} | {'pass' if g['passed'] else 'FAIL'} |" for g in front["gates"]
+    ) or "| not evaluated yet: run `gitops-ml evaluate` | | |"
+    images = "\n\n".join(f"![{p.stem.replace('_', ' ')}]({p.relative_to(base).as_posix()})" for p in plots)
+    person = {title: kept.get(title, marker) for title, marker in PERSON_SECTIONS.items()}
+    params = run.data.params
+    return f"""# Model card: {spec.model_name} v{front['version']}
+
+## Model details
+- Task: {spec.task}, target column `{spec.target}`
+- Factory: `{spec.model_factory}`; registered as `models:/{spec.model_name}/{front['version']}`
+- Trained from commit `{front['git_commit'] or 'unknown'}` in MLflow run `{front['run_id']}`
+
+## Intended use
+{person['Intended use']}
+
+## Training data
+- Source: `{front['data_uri']}` (fingerprint `{front['data_fingerprint'][:16]}…`)
+- Contract: `{spec.schema_}`
+- Split: {front['split']}; {params.get('train_rows', '?')} training rows, {params.get('test_rows', '?')} held out
+
+## Evaluation
+| metric | value |
+|---|---|
+{metric_rows}
+
+| gate | value | outcome |
+|---|---|---|
+{gate_rows}
+
+{images}
+
+## Limitations
+{person['Limitations']}
+
+## Ethical considerations
+{person['Ethical considerations']}
+"""

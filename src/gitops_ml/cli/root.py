@@ -1,0 +1,60 @@
+"""The command group and the options every command shares."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import warnings
+import os
+from pathlib import Path
+
+import click
+
+from .. import __version__
+from ..config import Spec, load_spec
+
+# Telemetry off unless a user turns it on: CI logs and laptops alike.
+# Progress bars of artifact downloads would flood CI logs.
+for _var, _value in (
+    ("MLFLOW_DISABLE_TELEMETRY", "true"),
+    ("BENTOML_DO_NOT_TRACK", "True"),
+    ("DO_NOT_TRACK", "1"),
+    ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false"),
+):
+    os.environ.setdefault(_var, _value)
+logging.getLogger("mlflow").setLevel(logging.WARNING)
+warnings.filterwarnings("ignore", module="mlflow")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="gitops-ml")
+@click.option(
+    "--project",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="GITOPS_ML_PROJECT",
+    help="Project folder (default: the nearest one with [tool.gitops-ml] in pyproject.toml).",
+)
+@click.pass_context
+def main(ctx: click.Context, project: Path | None) -> None:
+    """GitOps for ML: validate, train, evaluate, card, package, serve, promote, deploy, monitor."""
+    ctx.obj = {"project": project}
+
+
+def spec_of(ctx: click.Context) -> Spec:
+    """The project spec, read once per invocation."""
+    root = ctx.find_root().obj
+    if "spec" not in root:
+        root["spec"] = load_spec(root["project"])
+    return root["spec"]
+
+
+def json_option(command):
+    """Add ``--json``: one JSON object on stdout instead of tables."""
+
+    @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+    @functools.wraps(command)
+    def wrapper(*args, as_json: bool, **kwargs):
+        click.get_current_context().meta["json"] = as_json
+        return command(*args, **kwargs)
+
+    return wrapper

@@ -1,0 +1,202 @@
+"""The project spec: ``[tool.gitops-ml]`` of a project's ``pyproject.toml``, read into typed settings.
+
+Every bad or missing field is reported in one message that names the field and the file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError
+
+SECTION = "tool.gitops-ml"
+DEFAULT_STORE = ".mlflow"  # inside the project, ignored by git
+
+
+class _Section(BaseModel):
+    # A misspelt field is an error, not a silent default.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Gates(_Section):
+    """What a candidate must reach before it may be released."""
+
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    """Floors for higher-is-better metrics, ceilings for lower-is-better ones."""
+    max_regression: float = Field(default=0.02, ge=0)
+    """How much worse than an environment's current model a candidate may be, per metric."""
+
+
+class Serving(_Section):
+    """How the bento serves the model and logs what it is asked."""
+
+    max_batch_size: int = Field(default=1000, ge=1)
+    inference_log: str = "logs/inference"
+    """Directory (or fsspec URI) the served model appends its predictions to."""
+    log_rotate_mb: float = Field(default=16.0, gt=0)
+    log_queue_size: int = Field(default=10000, ge=1)
+    extra_fields: Literal["reject", "ignore"] = "reject"
+
+
+class Release(_Section):
+    """Environments releases move through, in order, and where their images go."""
+
+    environments: list[str] = Field(default_factory=lambda: ["staging", "production"], min_length=1)
+    image_repository: str = ""
+    """Container image repository, for example ``ghcr.io/owner/project``."""
+
+
+class Drift(_Section):
+    """Monitoring: what counts as drift and what to do about it."""
+
+    window: str = "7d"
+    min_rows: int = Field(default=200, ge=1)
+    feedback: str = ""
+    """Path or URI of labelled recent data (features plus the target), if any."""
+
+
+class Spec(_Section):
+    """One project: its data, its contract, its model and its gates."""
+
+    model_name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    task: Literal["classification", "regression"]
+    data: str
+    target: str
+    time_column: str | None = None
+    schema_: str = Field(alias="schema", pattern=r"^[\w.]+:\w+$")
+    model_factory: str = Field(pattern=r"^[\w.]+:\w+$")
+    tracking_uri: str = ""
+    test_size: float = Field(default=0.2, gt=0, lt=1)
+    seed: int = 42
+    primary_metric: str | None = None
+    gates: Gates = Field(default_factory=Gates)
+    serving: Serving = Field(default_factory=Serving)
+    release: Release = Field(default_factory=Release)
+    drift: Drift = Field(default_factory=Drift)
+
+    # Not read from the file: where the file is.
+    root: Path = Field(default=Path("."), exclude=True)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("time_column", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return value or None
+
+    # -- resolved settings -------------------------------------------------------------
+    @property
+    def pyproject(self) -> Path:
+        return self.root / "pyproject.toml"
+
+    @property
+    def metric(self) -> str:
+        """The metric that ranks models: the spec's choice or the task's usual one."""
+        return self.primary_metric or ("roc_auc" if self.task == "classification" else "rmse")
+
+    def resolve(self, location: str) -> str:
+        """A path relative to the project root, or a URI left as it is."""
+        if "://" in location:
+            return location
+        path = Path(location)
+        return str(path if path.is_absolute() else self.root / path)
+
+    def display(self, location: str) -> str:
+        """A location as a person reads it: relative to the project root when it is inside it."""
+        try:
+            return str(Path(location).resolve().relative_to(self.root.resolve()))
+        except ValueError:
+            return location
+
+    @property
+    def data_uri(self) -> str:
+        return self.resolve(self.data)
+
+    @property
+    def store_dir(self) -> Path:
+        """The embedded MLflow store: a sqlite file and the artifacts beside it."""
+        return self.root / DEFAULT_STORE
+
+    @property
+    def tracking(self) -> str:
+        """Where MLflow lives: ``MLFLOW_TRACKING_URI``, then the spec, then the embedded store."""
+        uri = os.environ.get("MLFLOW_TRACKING_URI") or self.tracking_uri
+        if uri:
+            return uri
+        return f"sqlite:///{(self.store_dir / 'mlflow.db').resolve()}"
+
+    @property
+    def environments_dir(self) -> Path:
+        return self.root / "environments"
+
+    @property
+    def cards_dir(self) -> Path:
+        return self.root / "model_cards"
+
+    def load_object(self, field: str) -> Any:
+        """Import ``module:attribute`` named by ``schema`` or ``model_factory``."""
+        target = self.schema_ if field == "schema" else getattr(self, field)
+        module_name, _, attribute = target.partition(":")
+        _with_project_on_path(self.root)
+        try:
+            module = importlib.import_module(module_name)
+            return getattr(module, attribute)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"{self.pyproject}: [{SECTION}] field '{field}': cannot import {target!r}: {exc}") from exc
+
+
+def _with_project_on_path(root: Path) -> None:
+    """Let a project's own ``src/`` package import without being installed first."""
+    for candidate in (root / "src", root):
+        text = str(candidate.resolve())
+        if candidate.is_dir() and text not in sys.path:
+            sys.path.insert(0, text)
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The nearest folder at or above ``start`` whose pyproject declares ``[tool.gitops-ml]``."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file() and "[tool.gitops-ml" in pyproject.read_text(encoding="utf-8"):
+            return folder
+    raise ConfigError(
+        f"no pyproject.toml with a [{SECTION}] section at or above {here}; "
+        "run inside a generated project or pass --project DIR"
+    )
+
+
+def load_spec(root: Path | str | None = None) -> Spec:
+    """Read and check the spec of the project at ``root`` (default: found from the working directory)."""
+    root = Path(root).resolve() if root else find_root()
+    pyproject = root / "pyproject.toml"
+    if not pyproject.is_file():
+        raise ConfigError(f"{pyproject}: file not found")
+    try:
+        document = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{pyproject}: not valid TOML: {exc}") from exc
+    section = document.get("tool", {}).get("gitops-ml")
+    if section is None:
+        raise ConfigError(f"{pyproject}: no [{SECTION}] section")
+    try:
+        return Spec.model_validate({**section, "root": root})
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, pyproject)) from None
+
+
+def _describe(exc: ValidationError, pyproject: Path) -> str:
+    """One message listing every bad field as ``[tool.gitops-ml] field 'a.b': what is wrong``."""
+    lines = []
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"]) or "(section)"
+        got = "" if error["type"] == "missing" else f" (got {error.get('input')!r})"
+        lines.append(f"[{SECTION}] field '{field}': {error['msg']}{got}")
+    return f"{pyproject}: " + "; ".join(lines)

@@ -1,0 +1,154 @@
+"""Data: load CSV or Parquet from a path or URI, check it against the pandera contract, fingerprint it."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import fsspec
+import pandas as pd
+import pandera.errors
+import pandera.pandas as pa
+
+from .config import Spec
+from .errors import ConfigError, DataError
+
+FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+MAX_LISTED_VALUES = 5  # failing values shown per (column, check) in tables
+
+
+def table_format(uri: str) -> str:
+    """``csv`` or ``parquet`` from the file name (a ``.gz`` CSV is fine)."""
+    name = uri.lower().removesuffix(".gz")
+    for suffix, kind in FORMATS.items():
+        if name.endswith(suffix):
+            return kind
+    raise ConfigError(f"{uri}: unknown data format; use a .csv, .csv.gz, .parquet or .pq file")
+
+
+def read_table(uri: str) -> pd.DataFrame:
+    """Read a whole table from a local path or an fsspec URI (file, s3, gs, http...)."""
+    kind = table_format(uri)
+    if "://" not in uri and not Path(uri).is_file():
+        raise ConfigError(f"{uri}: file not found")
+    try:
+        with fsspec.open(uri, "rb", compression="infer") as handle:
+            raw = handle.read()
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{uri}: file not found") from exc
+    except Exception as exc:  # network and permission errors of any fsspec backend
+        raise DataError(f"{uri}: cannot read: {exc}") from exc
+    try:
+        frame = pd.read_csv(io.BytesIO(raw)) if kind == "csv" else pd.read_parquet(io.BytesIO(raw))
+    except pd.errors.EmptyDataError as exc:
+        raise DataError(f"{uri}: the file is empty") from exc
+    except Exception as exc:  # a malformed CSV or a file that is not Parquet
+        raise DataError(f"{uri}: not a readable {kind.upper()} file: {exc}") from exc
+    if frame.empty:
+        raise DataError(f"{uri}: the file has a header but no rows")
+    return frame
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Every row that failed one check of one column."""
+
+    column: str
+    check: str
+    values: list[str]
+    rows: list[int]
+
+    @property
+    def count(self) -> int:
+        return len(self.rows) or len(self.values)
+
+
+@dataclass
+class ValidationReport:
+    """The outcome of checking one table against the contract."""
+
+    source: str
+    rows: int
+    columns: int
+    failures: list[Failure] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def as_dict(self) -> dict:
+        return {
+            "source": self.source,
+            "rows": self.rows,
+            "columns": self.columns,
+            "passed": self.passed,
+            "failures": [
+                {"column": f.column, "check": f.check, "count": f.count, "values": f.values, "rows": f.rows}
+                for f in self.failures
+            ],
+        }
+
+
+def load_schema(spec: Spec) -> pa.DataFrameSchema:
+    """The project's pandera schema object, from the ``schema`` field."""
+    model = spec.load_object("schema")
+    try:
+        return model.to_schema()
+    except AttributeError as exc:
+        raise ConfigError(
+            f"{spec.pyproject}: [tool.gitops-ml] field 'schema': {spec.schema_!r} is not a pandera DataFrameModel"
+        ) from exc
+
+
+def validate_frame(frame: pd.DataFrame, schema: pa.DataFrameSchema, source: str) -> tuple[pd.DataFrame, ValidationReport]:
+    """Check every row and column at once (lazy), returning the coerced frame and the report."""
+    report = ValidationReport(source=source, rows=len(frame), columns=frame.shape[1])
+    try:
+        return schema.validate(frame, lazy=True), report
+    except pandera.errors.SchemaErrors as exc:
+        report.failures = _failures(exc.failure_cases)
+    except pandera.errors.SchemaError as exc:  # raised eagerly by some checks even when lazy
+        report.failures = [Failure(column=str(exc.schema.name or ""), check=str(exc.check or exc), values=[], rows=[])]
+    return frame, report
+
+
+def _failures(cases: pd.DataFrame) -> list[Failure]:
+    """Group pandera's failure cases by (column, check), so each problem reads as one line."""
+    cases = cases.copy()
+    cases["column"] = cases["column"].fillna(cases.get("schema_context", "")).astype(str)
+    cases["check"] = cases["check"].astype(str)
+    failures = []
+    for (column, check), group in cases.groupby(["column", "check"], sort=False):
+        rows = [int(i) for i in group["index"].dropna().tolist()]
+        values = [str(v) for v in group["failure_case"].tolist()]
+        failures.append(Failure(column=_column_name(column, check, values), check=check, values=values, rows=rows))
+    return failures
+
+
+def _column_name(column: str, check: str, values: list[str]) -> str:
+    # Column-presence checks are reported against the frame; name the column they are about.
+    if check in {"column_in_dataframe", "column_in_schema"} and values:
+        return values[0]
+    return column
+
+
+def check_data(spec: Spec, uri: str | None = None) -> tuple[pd.DataFrame, ValidationReport]:
+    """Load a table (default: the training data) and validate it against the project's contract."""
+    uri = spec.resolve(uri) if uri else spec.data_uri
+    frame = read_table(uri)
+    return validate_frame(frame, load_schema(spec), uri)
+
+
+def fingerprint(frame: pd.DataFrame) -> str:
+    """sha256 of the canonical data: columns in name order, their dtypes, then every row's hash.
+
+    Two files with the same rows and contract give the same fingerprint, whatever the
+    column order or file format.
+    """
+    ordered = frame[sorted(frame.columns)].reset_index(drop=True)
+    digest = hashlib.sha256()
+    digest.update(repr([(c, str(ordered[c].dtype)) for c in ordered.columns]).encode())
+    digest.update(pd.util.hash_pandas_object(ordered, index=False).to_numpy().tobytes())
+    return digest.hexdigest()

@@ -1,0 +1,129 @@
+"""Evaluation: a registered version's metrics on its held-out data, and the gates it must pass."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+import mlflow
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from . import release, tracking
+from .config import Spec
+from .errors import ConfigError
+from .metrics import higher_is_better, known, score
+from .train import TEST_ARTIFACT, features
+
+
+@dataclass(frozen=True)
+class Gate:
+    name: str
+    metric: str
+    threshold: float
+    value: float
+    passed: bool
+    kind: str  # "floor", "ceiling" or "no-regression"
+
+
+@dataclass
+class Evaluation:
+    version: int
+    metrics: dict[str, float]
+    gates: list[Gate] = field(default_factory=list)
+    against: str | None = None
+    baseline_version: int | None = None
+    baseline_metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return all(gate.passed for gate in self.gates)
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "passed": self.passed}
+
+
+def held_out(client: MlflowClient, version: tracking.Version) -> pd.DataFrame:
+    """The rows this version never saw while training, as logged with its run."""
+    path = client.download_artifacts(version.run_id, TEST_ARTIFACT)
+    return pd.read_parquet(path)
+
+
+def load_model(version: tracking.Version):
+    return mlflow.sklearn.load_model(version.model_uri)
+
+
+def threshold_gates(spec: Spec, metrics: dict[str, float]) -> list[Gate]:
+    """Absolute floors (ceilings for lower-is-better metrics) from the spec."""
+    gates = []
+    for metric, threshold in spec.gates.thresholds.items():
+        if metric not in known(spec.task):
+            raise ConfigError(
+                f"{spec.pyproject}: [tool.gitops-ml] field 'gates.thresholds.{metric}': unknown metric for "
+                f"{spec.task}; choose from {', '.join(known(spec.task))}"
+            )
+        value = metrics.get(metric, float("nan"))
+        higher = higher_is_better(metric)
+        passed = value >= threshold if higher else value <= threshold
+        gates.append(Gate(f"{metric} {'>=' if higher else '<='} {threshold}", metric, threshold, value, passed,
+                          "floor" if higher else "ceiling"))
+    return gates
+
+
+def regression_gates(spec: Spec, metrics: dict[str, float], baseline: dict[str, float], env: str) -> list[Gate]:
+    """No metric may be worse than the environment's current model by more than ``max_regression``."""
+    tolerance = spec.gates.max_regression
+    watched = set(spec.gates.thresholds) | {spec.metric}
+    gates = []
+    for metric in sorted(watched & set(metrics) & set(baseline)):
+        higher = higher_is_better(metric)
+        limit = baseline[metric] - tolerance if higher else baseline[metric] + tolerance
+        passed = metrics[metric] >= limit if higher else metrics[metric] <= limit
+        gates.append(Gate(f"{metric} no worse than {env} by {tolerance}", metric, limit, metrics[metric], passed,
+                          "no-regression"))
+    return gates
+
+
+def default_baseline_env(spec: Spec) -> str | None:
+    """The furthest environment that runs a model now: production before staging."""
+    for env in reversed(spec.release.environments):
+        if release.current_version(spec, env) is not None:
+            return env
+    return None
+
+
+def evaluate(spec: Spec, version: int | str | None = None, against: str | None = None, record: bool = True) -> Evaluation:
+    """Score ``version`` (default: the newest) on its held-out rows and apply the gates.
+
+    The baseline is scored on the same rows, so the comparison is like for like.
+    """
+    client = tracking.connect(spec)
+    candidate = tracking.get_version(spec, client, version)
+    env = release.check_environment(spec, against) if against else default_baseline_env(spec)
+    test = held_out(client, candidate)
+    x, y = features(test, spec), test[spec.target]
+    metrics = score(load_model(candidate), x, y, spec.task)
+    result = Evaluation(version=candidate.version, metrics=metrics, gates=threshold_gates(spec, metrics), against=env)
+
+    baseline_version = release.current_version(spec, env) if env else None
+    if baseline_version is not None and baseline_version != candidate.version:
+        baseline = tracking.get_version(spec, client, baseline_version)
+        result.baseline_version = baseline.version
+        result.baseline_metrics = score(load_model(baseline), x, y, spec.task)
+        result.gates += regression_gates(spec, metrics, result.baseline_metrics, env)
+    if record:
+        _record(client, spec, candidate, result)
+    return result
+
+
+def _record(client: MlflowClient, spec: Spec, version: tracking.Version, result: Evaluation) -> None:
+    """Keep the outcome on the version, where promotion and verification read it."""
+    summary = json.dumps(
+        {"passed": result.passed, "against": result.against, "baseline_version": result.baseline_version,
+         "metrics": result.metrics, "gates": [asdict(g) for g in result.gates]},
+        sort_keys=True,
+    )
+    name, number = spec.model_name, str(version.version)
+    client.set_model_version_tag(name, number, tracking.TAG_GATES_PASSED, str(result.passed).lower())
+    client.set_model_version_tag(name, number, tracking.TAG_GATES, summary)
+    client.set_model_version_tag(name, number, tracking.TAG_EVALUATED_AGAINST, result.against or "")

@@ -1,0 +1,30 @@
+"""The data contract of the customer-churn example, as a pandera DataFrameModel.
+
+Training data, serving requests and monitored traffic are all checked against it.
+"""
+
+import pandera.pandas as pa
+from pandera.typing import Series
+
+
+class ChurnSchema(pa.DataFrameModel):
+    """One row per customer at a monthly snapshot."""
+
+    snapshot_date: Series[str] = pa.Field(str_matches=r"^\d{4}-\d{2}-\d{2}$", description="YYYY-MM-DD")
+    age: Series[float] = pa.Field(ge=18, le=100, nullable=True, description="years; may be withheld")
+    tenure_months: Series[int] = pa.Field(ge=0, le=120)
+    monthly_charges: Series[float] = pa.Field(ge=0, le=500)
+    total_charges: Series[float] = pa.Field(ge=0, nullable=True, description="missing before first bill")
+    support_calls: Series[int] = pa.Field(ge=0, le=100)
+    contract: Series[str] = pa.Field(isin=["month-to-month", "one-year", "two-year"])
+    internet_service: Series[str] = pa.Field(isin=["dsl", "fiber", "none"])
+    payment_method: Series[str] = pa.Field(
+        isin=["card", "bank-transfer", "electronic-check", "mailed-check"]
+    )
+    paperless_billing: Series[str] = pa.Field(isin=["yes", "no"])
+    region: Series[str] = pa.Field(isin=["north", "south", "east", "west"], nullable=True)
+    churned: Series[int] = pa.Field(isin=[0, 1])
+
+    class Config:
+        strict = True  # an unexpected column is a contract change: say so
+        coerce = True  # CSV integers may arrive as floats when a column has gaps

@@ -1,0 +1,136 @@
+"""MLflow: where it lives, the project's experiment, and reading registered versions."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from .config import Spec
+from .errors import ConfigError, GitopsMLError
+
+TAG_FINGERPRINT = "data_fingerprint"
+TAG_COMMIT = "git_commit"
+TAG_RUN = "run_id"
+TAG_GATES_PASSED = "gates_passed"
+TAG_GATES = "gates"
+TAG_EVALUATED_AGAINST = "evaluated_against"
+
+
+class RegistryError(GitopsMLError):
+    """The registry cannot be reached or does not hold what was asked for: exit 1."""
+
+
+def connect(spec: Spec) -> MlflowClient:
+    """Point MLflow at the project's store (creating the embedded one) and return a client."""
+    uri = spec.tracking
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def experiment_id(spec: Spec, client: MlflowClient) -> str:
+    """The project's experiment, named after the model.
+
+    With the embedded store its artifacts go to ``.mlflow/artifacts`` beside the database,
+    set explicitly so that they never land in the working directory's ``mlruns``.
+    """
+    name = spec.model_name
+    found = _call(lambda: client.get_experiment_by_name(name), spec)
+    if found is not None:
+        return found.experiment_id
+    location = None
+    if spec.tracking.startswith("sqlite:///") and not spec.tracking_uri:
+        location = (spec.store_dir / "artifacts").resolve().as_uri()
+    return _call(lambda: client.create_experiment(name, artifact_location=location), spec)
+
+
+def _call(action, spec: Spec):
+    """Run a registry call, turning connection failures into one clear message."""
+    try:
+        return action()
+    except MlflowException as exc:
+        if "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code):
+            raise
+        raise RegistryError(f"MLflow at {spec.tracking} failed: {_first_line(exc)}") from exc
+    except Exception as exc:  # requests' connection errors, timeouts
+        raise RegistryError(f"MLflow at {spec.tracking} cannot be reached: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+
+
+@dataclass(frozen=True)
+class Version:
+    """A registered model version and the lineage the engine tagged it with."""
+
+    model_name: str
+    version: int
+    run_id: str
+    model_uri: str
+    source: str
+    tags: dict[str, str]
+
+    @property
+    def data_fingerprint(self) -> str:
+        return self.tags.get(TAG_FINGERPRINT, "")
+
+    @property
+    def git_commit(self) -> str:
+        return self.tags.get(TAG_COMMIT, "")
+
+    @property
+    def model_id(self) -> str:
+        """The LoggedModel id, parsed from ``models:/m-<id>`` (``model_id`` is None on sqlite)."""
+        match = re.match(r"models:/(m-[0-9a-f]+)", self.source or "")
+        return match.group(1) if match else ""
+
+
+def _version(model: ModelVersion) -> Version:
+    return Version(
+        model_name=model.name,
+        version=int(model.version),
+        run_id=model.run_id or "",
+        model_uri=f"models:/{model.name}/{model.version}",
+        source=model.source or "",
+        tags=dict(model.tags or {}),
+    )
+
+
+def get_version(spec: Spec, client: MlflowClient, version: int | str | None = None) -> Version:
+    """A registered version of the project's model; the newest when ``version`` is None."""
+    name = spec.model_name
+    if version is None:
+        versions = _call(lambda: client.search_model_versions(f"name='{name}'"), spec)
+        if not versions:
+            raise ConfigError(f"model '{name}' has no registered version at {spec.tracking}; run `gitops-ml train` first")
+        return _version(max(versions, key=lambda v: int(v.version)))
+    if not str(version).isdigit():
+        raise ConfigError(f"version must be a whole number, got {version!r}")
+    try:
+        return _version(_call(lambda: client.get_model_version(name, str(version)), spec))
+    except MlflowException as exc:
+        raise ConfigError(f"model '{name}' has no version {version} at {spec.tracking}") from exc
+
+
+def version_by_alias(spec: Spec, client: MlflowClient, alias: str) -> Version | None:
+    """The version an alias points at, or None when the alias is not set."""
+    model = _find_registered_model(spec, client)
+    if model is None or alias not in (model.aliases or {}):
+        return None
+    return get_version(spec, client, model.aliases[alias])
+
+
+def _find_registered_model(spec: Spec, client: MlflowClient):
+    try:
+        return _call(lambda: client.get_registered_model(spec.model_name), spec)
+    except MlflowException:
+        return None

@@ -1,0 +1,176 @@
+"""Training: validate, split, fit the project's model, log everything to MLflow, register a version."""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import skops.io
+from mlflow.models import infer_signature
+from sklearn.base import clone, is_classifier, is_regressor
+
+from . import plots, tracking
+from .config import Spec
+from .data import ValidationReport, check_data, fingerprint, load_schema
+from .errors import CheckFailed, ConfigError
+from .metrics import score
+
+TRAIN_ARTIFACT = "data/train.parquet"
+TEST_ARTIFACT = "data/test.parquet"
+SCHEMA_ARTIFACT = "schema/schema.yaml"
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    model_name: str
+    version: int
+    run_id: str
+    data_fingerprint: str
+    metrics: dict[str, float]
+    model_uri: str
+    train_rows: int
+    test_rows: int
+    split: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Split:
+    train: pd.DataFrame
+    test: pd.DataFrame
+    method: str
+
+
+def split(frame: pd.DataFrame, spec: Spec) -> Split:
+    """Hold out the newest rows when there is a time column, else a seeded (stratified) sample."""
+    if spec.time_column:
+        ordered = frame.sort_values(spec.time_column, kind="stable")
+        cut = int(round(len(ordered) * (1 - spec.test_size)))
+        return Split(ordered.iloc[:cut], ordered.iloc[cut:], f"time-ordered on '{spec.time_column}'")
+    from sklearn.model_selection import train_test_split
+
+    stratify = frame[spec.target] if spec.task == "classification" else None
+    train, test = train_test_split(frame, test_size=spec.test_size, random_state=spec.seed, stratify=stratify)
+    return Split(train, test, f"random, seed {spec.seed}")
+
+
+def features(frame: pd.DataFrame, spec: Spec) -> pd.DataFrame:
+    """The model's input: every column but the target."""
+    return frame.drop(columns=[spec.target])
+
+
+def build_estimator(spec: Spec):
+    """Call the project's factory and check it returned an unfitted estimator of the right task."""
+    factory = spec.load_object("model_factory")
+    estimator = factory()
+    fits_task = is_classifier(estimator) if spec.task == "classification" else is_regressor(estimator)
+    if not hasattr(estimator, "fit") or not fits_task:
+        raise ConfigError(
+            f"{spec.pyproject}: [tool.gitops-ml] field 'model_factory': {spec.model_factory} returned "
+            f"{type(estimator).__name__}, not a scikit-learn {'classifier' if spec.task == 'classification' else 'regressor'}"
+        )
+    return clone(estimator)
+
+
+def git_commit(root: Path) -> str:
+    """The commit the code was trained from, with ``-dirty`` when the tree has changes; '' outside git."""
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    commit = git("rev-parse", "HEAD")
+    if commit and git("status", "--porcelain", "--untracked-files=no"):
+        commit += "-dirty"
+    return commit
+
+
+def load_training_data(spec: Spec, data: str | None) -> tuple[pd.DataFrame, ValidationReport]:
+    """Read and validate; invalid data stops training before anything reaches MLflow."""
+    frame, report = check_data(spec, data)
+    if not report.passed:
+        raise CheckFailed(f"{report.source}: the data breaks the contract; nothing was trained or registered", report)
+    if spec.target not in frame.columns:
+        raise ConfigError(f"{spec.pyproject}: [tool.gitops-ml] field 'target': no column {spec.target!r} in {report.source}")
+    return frame, report
+
+
+def train(spec: Spec, data: str | None = None, extra: pd.DataFrame | None = None, tags: dict | None = None) -> TrainResult:
+    """Fit the project's model and register it as a new version of ``spec.model_name``.
+
+    ``extra`` rows (already validated, for example labelled recent data) join the training split.
+    """
+    frame, report = load_training_data(spec, data)
+    parts = split(frame, spec)
+    train_frame = pd.concat([parts.train, extra], ignore_index=True) if extra is not None else parts.train
+    data_fp = fingerprint(frame if extra is None else pd.concat([frame, extra], ignore_index=True))
+    estimator = build_estimator(spec)
+    estimator.fit(features(train_frame, spec), train_frame[spec.target])
+    test_x, test_y = features(parts.test, spec), parts.test[spec.target]
+    metrics = score(estimator, test_x, test_y, spec.task)
+
+    client = tracking.connect(spec)
+    experiment = tracking.experiment_id(spec, client)
+    commit = git_commit(spec.root)
+    lineage = {tracking.TAG_FINGERPRINT: data_fp, tracking.TAG_COMMIT: commit, **(tags or {})}
+    with mlflow.start_run(experiment_id=experiment) as run:
+        mlflow.set_tags({**lineage, "data_uri": spec.display(report.source), "split": parts.method, "task": spec.task})
+        mlflow.log_params(_loggable_params(estimator))
+        mlflow.log_params({"train_rows": len(train_frame), "test_rows": len(parts.test)})
+        mlflow.log_metrics(metrics)
+        _log_data_and_contract(spec, train_frame, parts.test)
+        for name, figure in plots.for_task(spec.task, estimator, test_x, test_y).items():
+            mlflow.log_figure(figure, f"plots/{name}.png")
+        info = mlflow.sklearn.log_model(
+            estimator,
+            name="model",
+            signature=infer_signature(test_x, estimator.predict(test_x.head(50))),
+            input_example=test_x.head(3),
+            registered_model_name=spec.model_name,
+            skops_trusted_types=_own_types(estimator),
+        )
+    version = int(info.registered_model_version)
+    for key, value in {**lineage, tracking.TAG_RUN: run.info.run_id, "task": spec.task}.items():
+        client.set_model_version_tag(spec.model_name, str(version), key, value)
+    return TrainResult(
+        model_name=spec.model_name,
+        version=version,
+        run_id=run.info.run_id,
+        data_fingerprint=data_fp,
+        metrics=metrics,
+        model_uri=f"models:/{spec.model_name}/{version}",
+        train_rows=len(train_frame),
+        test_rows=len(parts.test),
+        split=parts.method,
+    )
+
+
+def _log_data_and_contract(spec: Spec, train_frame: pd.DataFrame, test_frame: pd.DataFrame) -> None:
+    """Keep the exact training and held-out rows with the run: evaluation and drift read them back."""
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        (folder / "data").mkdir()
+        train_frame.to_parquet(folder / TRAIN_ARTIFACT, index=False)
+        test_frame.to_parquet(folder / TEST_ARTIFACT, index=False)
+        (folder / "schema").mkdir()
+        (folder / SCHEMA_ARTIFACT).write_text(load_schema(spec).to_yaml() or "", encoding="utf-8")
+        mlflow.log_artifacts(scratch)
+
+
+def _loggable_params(estimator) -> dict[str, str]:
+    """The estimator's parameters that read as values (not nested estimators), trimmed for MLflow."""
+    params = {}
+    for key, value in estimator.get_params(deep=True).items():
+        if isinstance(value, int | float | str | bool) or value is None:
+            params[key[:250]] = str(value)[:500]
+    return dict(sorted(params.items())[:200])
+
+
+def _own_types(estimator) -> list[str]:
+    """Types skops will not load by default; the engine built this model, so it trusts them."""
+    return skops.io.get_untrusted_types(data=skops.io.dumps(estimator))

@@ -1,0 +1,177 @@
+"""Shared fixtures: scratch projects on the bundled example, real MLflow, free ports."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+for _var, _value in (
+    ("MLFLOW_DISABLE_TELEMETRY", "true"),
+    ("BENTOML_DO_NOT_TRACK", "True"),
+    ("DO_NOT_TRACK", "1"),
+    ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false"),
+):
+    os.environ[_var] = _value
+os.environ.pop("MLFLOW_TRACKING_URI", None)
+os.environ.pop("GITHUB_ACTIONS", None)
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE_DATA = REPO / "src" / "gitops_ml" / "example" / "data" / "churn.csv"
+
+PYPROJECT = """\
+[project]
+name = "scratch-project"
+version = "0.0.1"
+
+[tool.gitops-ml]
+model_name = "churn-classifier"
+task = "classification"
+data = "data/churn.csv"
+target = "churned"
+time_column = "snapshot_date"
+schema = "gitops_ml.example.schema:ChurnSchema"
+model_factory = "gitops_ml.example.model:build_model"
+{extra}
+[tool.gitops-ml.gates]
+thresholds = {{ roc_auc = 0.75, f1 = 0.5 }}
+max_regression = 0.02
+"""
+
+
+def make_project(folder: Path, extra: str = "", rows: int | None = None) -> Path:
+    """A minimal project on the bundled example: pyproject, data/, model_cards/, environments/."""
+    (folder / "data").mkdir(parents=True, exist_ok=True)
+    if rows:
+        lines = EXAMPLE_DATA.read_text().splitlines(keepends=True)
+        (folder / "data" / "churn.csv").write_text("".join(lines[: rows + 1]))
+    else:
+        shutil.copy(EXAMPLE_DATA, folder / "data" / "churn.csv")
+    (folder / "pyproject.toml").write_text(PYPROJECT.format(extra=extra))
+    for env in ("staging", "production"):
+        (folder / "environments" / env).mkdir(parents=True, exist_ok=True)
+    (folder / "model_cards").mkdir(exist_ok=True)
+    return folder
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh scratch project with its own embedded MLflow store; the working directory is inside it."""
+    root = make_project(tmp_path / "project")
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("BENTOML_HOME", str(root / ".bentoml"))
+    return root
+
+
+@pytest.fixture(scope="session")
+def trained_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project with one trained, evaluated and carded version: for tests that only read it.
+
+    Tests that change it must copy it (``copy_project``) so the session's copy stays as it is.
+    """
+    from gitops_ml.cards import write_card
+    from gitops_ml.config import load_spec
+    from gitops_ml.evaluate import evaluate
+    from gitops_ml.train import train
+
+    root = make_project(tmp_path_factory.mktemp("trained") / "project")
+    spec = load_spec(root)
+    result = train(spec)
+    evaluate(spec, result.version)
+    write_card(spec, result.version)
+    return root
+
+
+def copy_project(source: Path, destination: Path) -> Path:
+    """A copy that keeps working: the embedded store's paths are absolute, so they are rewritten."""
+    shutil.copytree(source, destination, symlinks=True)
+    database = destination / ".mlflow" / "mlflow.db"
+    if database.exists():
+        import sqlite3
+
+        old, new = (source / ".mlflow").resolve().as_uri(), (destination / ".mlflow").resolve().as_uri()
+        with sqlite3.connect(database) as db:
+            for table, column in (("experiments", "artifact_location"), ("runs", "artifact_uri"),
+                                  ("logged_models", "artifact_location")):
+                db.execute(f"UPDATE {table} SET {column} = replace({column}, ?, ?)", (old, new))
+    return destination
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(url: str, timeout: float = 60.0, process: subprocess.Popen | None = None) -> None:
+    """Poll ``url`` until it answers 200, the process dies, or the timeout passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{process.args[0]} exited with {process.returncode} before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(f"{url} did not answer within {timeout}s")
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Stop a server and its children; kill if it does not go within 10 s."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, 15)
+    except ProcessLookupError:
+        return
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, 9)
+        process.wait(timeout=10)
+
+
+class MlflowServer:
+    """A real ``mlflow server`` on 127.0.0.1, in its own process group."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> MlflowServer:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
+             "--backend-store-uri", f"sqlite:///{self.folder / 'mlflow.db'}",
+             "--artifacts-destination", str(self.folder / "artifacts"), "--workers", "1"],
+            stdout=subprocess.DEVNULL, stderr=open(self.folder / "server.log", "ab"), start_new_session=True,
+        )
+        wait_for(f"{self.url}/health", timeout=90, process=self.process)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop(self.process)
+
+
+@pytest.fixture
+def mlflow_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MlflowServer]:
+    """A real tracking server for one test; MLFLOW_TRACKING_URI points at it, and it is stopped after."""
+    server = MlflowServer(tmp_path / "mlflow-server").start()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
+    try:
+        yield server
+    finally:
+        server.stop()
