@@ -119,12 +119,23 @@ def _failures(cases: pd.DataFrame) -> list[Failure]:
     cases = cases.copy()
     cases["column"] = cases["column"].fillna(cases.get("schema_context", "")).astype(str)
     cases["check"] = cases["check"].astype(str)
+    cases = _drop_echoes(cases)
     failures = []
     for (column, check), group in cases.groupby(["column", "check"], sort=False):
         rows = [int(i) for i in group["index"].dropna().tolist()]
         values = [str(v) for v in group["failure_case"].tolist()]
         failures.append(Failure(column=_column_name(column, check, values), check=check, values=values, rows=rows))
     return failures
+
+
+def _drop_echoes(cases: pd.DataFrame) -> pd.DataFrame:
+    """A value that cannot be coerced also fails the dtype check and makes range checks raise
+    TypeError; only the coercion failure says what is wrong, so keep that one."""
+    uncoerced = set(cases.loc[cases["check"].str.startswith("coerce_dtype"), "column"])
+    echo = cases["column"].isin(uncoerced) & (
+        cases["check"].str.startswith("dtype(") | cases["failure_case"].astype(str).str.startswith("TypeError(")
+    )
+    return cases[~echo]
 
 
 def _column_name(column: str, check: str, values: list[str]) -> str:

@@ -97,9 +97,9 @@ def evaluate(spec: Spec, version: int | str | None = None, against: str | None =
 
     The baseline is scored on the same rows, so the comparison is like for like.
     """
+    env = release.check_environment(spec, against) if against else default_baseline_env(spec)
     client = tracking.connect(spec)
     candidate = tracking.get_version(spec, client, version)
-    env = release.check_environment(spec, against) if against else default_baseline_env(spec)
     test = held_out(client, candidate)
     x, y = features(test, spec), test[spec.target]
     metrics = score(load_model(candidate), x, y, spec.task)

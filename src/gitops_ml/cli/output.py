@@ -50,7 +50,8 @@ def _plain(value):
 def emit(payload: dict, render: Callable[[], None]) -> None:
     """Print ``payload`` as JSON under --json, else call ``render`` to print tables."""
     if wants_json():
-        sys.stdout.write(json.dumps(_plain(payload), indent=2, sort_keys=False, default=str) + "\n")
+        stdout = click.get_current_context().meta.get("stdout", sys.stdout)
+        stdout.write(json.dumps(_plain(payload), indent=2, sort_keys=False, default=str) + "\n")
     else:
         render()
 

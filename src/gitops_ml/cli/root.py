@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import sys
 import logging
 import warnings
 import os
@@ -12,6 +14,8 @@ import click
 
 from .. import __version__
 from ..config import Spec, load_spec
+from ..errors import GitopsMLError
+from .output import console
 
 # Telemetry off unless a user turns it on: CI logs and laptops alike.
 # Progress bars of artifact downloads would flood CI logs.
@@ -26,7 +30,18 @@ logging.getLogger("mlflow").setLevel(logging.WARNING)
 warnings.filterwarnings("ignore", module="mlflow")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class EngineGroup(click.Group):
+    """Maps the engine's errors to exit codes (1 a failed check, 2 bad usage) and one line on stderr."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except GitopsMLError as exc:
+            console.err(f"error: {exc}")
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=EngineGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="gitops-ml")
 @click.option(
     "--project",
@@ -54,7 +69,13 @@ def json_option(command):
     @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
     @functools.wraps(command)
     def wrapper(*args, as_json: bool, **kwargs):
-        click.get_current_context().meta["json"] = as_json
-        return command(*args, **kwargs)
+        context = click.get_current_context()
+        context.meta["json"] = as_json
+        if not as_json:
+            return command(*args, **kwargs)
+        # Libraries print to stdout (MLflow's "View run at" lines); keep stdout for the one object.
+        context.meta["stdout"] = sys.stdout
+        with contextlib.redirect_stdout(sys.stderr):
+            return command(*args, **kwargs)
 
     return wrapper

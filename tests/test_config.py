@@ -1,0 +1,82 @@
+"""The project spec: good fields load typed; every bad field is named with its file, exit 2."""
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from gitops_ml.cli import main
+from gitops_ml.config import load_spec
+from gitops_ml.errors import ConfigError
+
+from .conftest import make_project
+
+
+def rewrite(root: Path, old: str, new: str) -> None:
+    pyproject = root / "pyproject.toml"
+    text = pyproject.read_text()
+    assert old in text
+    pyproject.write_text(text.replace(old, new))
+
+
+def test_spec_loads_typed_settings(tmp_path):
+    root = make_project(tmp_path / "p")
+    spec = load_spec(root)
+    assert spec.model_name == "churn-classifier"
+    assert spec.task == "classification"
+    assert spec.time_column == "snapshot_date"
+    assert spec.gates.thresholds == {"roc_auc": 0.75, "f1": 0.5}
+    assert spec.release.environments == ["staging", "production"]
+    assert spec.data_uri == str(root / "data" / "churn.csv")
+    assert spec.tracking == f"sqlite:///{root / '.mlflow' / 'mlflow.db'}"
+
+
+def test_tracking_uri_env_overrides_spec(tmp_path, monkeypatch):
+    root = make_project(tmp_path / "p", extra='tracking_uri = "sqlite:///elsewhere.db"')
+    assert load_spec(root).tracking == "sqlite:///elsewhere.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
+    assert load_spec(root).tracking == "http://127.0.0.1:5999"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field"),
+    [
+        ('task = "classification"', 'task = "clasification"', "'task'"),
+        ('target = "churned"\n', "", "'target'"),
+        ('schema = "gitops_ml.example.schema:ChurnSchema"', 'schema = "no colon here"', "'schema'"),
+        ("max_regression = 0.02", "max_regression = -1", "'gates.max_regression'"),
+        ("max_regression = 0.02", "max_regresion = 0.02", "'gates.max_regresion'"),
+    ],
+)
+def test_bad_field_is_named_with_the_file(tmp_path, old, new, field):
+    root = make_project(tmp_path / "p")
+    rewrite(root, old, new)
+    with pytest.raises(ConfigError) as caught:
+        load_spec(root)
+    message = str(caught.value)
+    assert str(root / "pyproject.toml") in message
+    assert f"[tool.gitops-ml] field {field}" in message
+
+
+def test_cli_exits_2_on_bad_config(tmp_path):
+    root = make_project(tmp_path / "p")
+    rewrite(root, 'task = "classification"', 'task = 3')
+    result = CliRunner().invoke(main, ["--project", str(root), "validate"])
+    assert result.exit_code == 2
+    assert "field 'task'" in result.output
+
+
+def test_missing_section_and_bad_toml(tmp_path):
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    with pytest.raises(ConfigError, match=r"no \[tool.gitops-ml\] section"):
+        load_spec(tmp_path)
+    (tmp_path / "pyproject.toml").write_text("[tool.gitops-ml\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_spec(tmp_path)
+
+
+def test_unimportable_factory_names_the_field(tmp_path):
+    root = make_project(tmp_path / "p")
+    rewrite(root, "gitops_ml.example.model:build_model", "gitops_ml.example.model:missing")
+    with pytest.raises(ConfigError, match="field 'model_factory': cannot import"):
+        load_spec(root).load_object("model_factory")
