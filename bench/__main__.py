@@ -28,8 +28,10 @@ def machine() -> str:
     except OSError:
         pass
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GiB, {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}")
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GiB, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
 
 
 def main() -> None:
@@ -40,8 +42,10 @@ def main() -> None:
         print(f"bench: {part} ...", file=sys.stderr, flush=True)
         module = importlib.import_module(f"bench.{part}")
         sections.append(module.run(quick=quick))
-    header = (f"# Benchmarks\n\nMeasured {datetime.now(UTC):%Y-%m-%d} on {machine()}.\n"
-              "Reproduce everything with `make bench`; each section names its own command.\n")
+    header = (
+        f"# Benchmarks\n\nMeasured {datetime.now(UTC):%Y-%m-%d} on {machine()}.\n"
+        "Reproduce everything with `make bench`; each section names its own command.\n"
+    )
     OUTPUT.parent.mkdir(exist_ok=True)
     OUTPUT.write_text(header + "\n" + "\n".join(sections), encoding="utf-8")
     print(f"wrote {OUTPUT}", file=sys.stderr)

@@ -99,8 +99,11 @@ def copy_project(source: Path, destination: Path) -> Path:
 
         old, new = (source / ".mlflow").resolve().as_uri(), (destination / ".mlflow").resolve().as_uri()
         with sqlite3.connect(database) as db:
-            for table, column in (("experiments", "artifact_location"), ("runs", "artifact_uri"),
-                                  ("logged_models", "artifact_location")):
+            for table, column in (
+                ("experiments", "artifact_location"),
+                ("runs", "artifact_uri"),
+                ("logged_models", "artifact_location"),
+            ):
                 db.execute(f"UPDATE {table} SET {column} = replace({column}, ?, ?)", (old, new))
     return destination
 
@@ -152,11 +155,27 @@ class MlflowServer:
 
     def start(self) -> MlflowServer:
         self.folder.mkdir(parents=True, exist_ok=True)
+        log = open(self.folder / "server.log", "ab")  # noqa: SIM115 - the server process keeps it
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
-             "--backend-store-uri", f"sqlite:///{self.folder / 'mlflow.db'}",
-             "--artifacts-destination", str(self.folder / "artifacts"), "--workers", "1"],
-            stdout=subprocess.DEVNULL, stderr=open(self.folder / "server.log", "ab"), start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--backend-store-uri",
+                f"sqlite:///{self.folder / 'mlflow.db'}",
+                "--artifacts-destination",
+                str(self.folder / "artifacts"),
+                "--workers",
+                "1",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            start_new_session=True,
         )
         wait_for(f"{self.url}/health", timeout=90, process=self.process)
         return self

@@ -60,7 +60,7 @@ def test_bad_field_is_named_with_the_file(tmp_path, old, new, field):
 
 def test_cli_exits_2_on_bad_config(tmp_path):
     root = make_project(tmp_path / "p")
-    rewrite(root, 'task = "classification"', 'task = 3')
+    rewrite(root, 'task = "classification"', "task = 3")
     result = CliRunner().invoke(main, ["--project", str(root), "validate"])
     assert result.exit_code == 2
     assert "field 'task'" in result.output

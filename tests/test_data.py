@@ -99,7 +99,7 @@ def test_validate_command_under_github_actions(spec, tmp_path, monkeypatch):
     frame = sample()
     frame.loc[1, "support_calls"] = -3
     path = write(tmp_path, frame)
-    summary, outputs = tmp_path / "summary.md", tmp_path / "out"
+    summary = tmp_path / "summary.md"
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     result = CliRunner().invoke(main, ["--project", str(spec.root), "validate", path])

@@ -69,7 +69,9 @@ def write_card(spec: Spec, version: int | str | None = None) -> Card:
         "split": run.data.tags.get("split", ""),
         "metrics": {k: round(v, 4) for k, v in sorted((gates.get("metrics") or run.data.metrics).items())},
         "gates_passed": gates.get("passed"),
-        "gates": [{"name": g["name"], "value": round(g["value"], 4), "passed": g["passed"]} for g in gates.get("gates", [])],
+        "gates": [
+            {"name": g["name"], "value": round(g["value"], 4), "passed": g["passed"]} for g in gates.get("gates", [])
+        ],
         "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     path = card_path(spec, model.version)
@@ -95,9 +97,9 @@ def _copy_plots(client: MlflowClient, run_id: str, folder: Path) -> list[Path]:
 
 
 PERSON_SECTIONS = {
-    "Intended use": f"<!-- {UNFILLED_MARKER}: who uses the predictions, for which decisions, and which uses are out of scope. -->",
-    "Limitations": f"<!-- {UNFILLED_MARKER}: where the model is known to do badly, and the conditions it was not tested under. -->",
-    "Ethical considerations": f"<!-- {UNFILLED_MARKER}: people affected, sensitive features, fairness checks done or still owed. -->",
+    "Intended use": f"<!-- {UNFILLED_MARKER}: who uses the predictions, for which decisions; uses out of scope. -->",
+    "Limitations": f"<!-- {UNFILLED_MARKER}: where the model does badly; conditions it was not tested under. -->",
+    "Ethical considerations": f"<!-- {UNFILLED_MARKER}: people affected, sensitive features, fairness checks owed. -->",
 }
 
 
@@ -116,26 +118,27 @@ def _filled_sections(path: Path) -> dict[str, str]:
 
 def _render(spec: Spec, front: dict, run, plots: list[Path], base: Path, kept: dict[str, str]) -> str:
     metric_rows = "\n".join(f"| {name} | {value:.4f} |" for name, value in front["metrics"].items())
-    gate_rows = "\n".join(
-        f"| {g['name']} | {g['value']:.4f} | {'pass' if g['passed'] else 'FAIL'} |" for g in front["gates"]
-    ) or "| not evaluated yet: run `gitops-ml evaluate` | | |"
+    gate_rows = (
+        "\n".join(f"| {g['name']} | {g['value']:.4f} | {'pass' if g['passed'] else 'FAIL'} |" for g in front["gates"])
+        or "| not evaluated yet: run `gitops-ml evaluate` | | |"
+    )
     images = "\n\n".join(f"![{p.stem.replace('_', ' ')}]({p.relative_to(base).as_posix()})" for p in plots)
     person = {title: kept.get(title, marker) for title, marker in PERSON_SECTIONS.items()}
     params = run.data.params
-    return f"""# Model card: {spec.model_name} v{front['version']}
+    return f"""# Model card: {spec.model_name} v{front["version"]}
 
 ## Model details
 - Task: {spec.task}, target column `{spec.target}`
-- Factory: `{spec.model_factory}`; registered as `models:/{spec.model_name}/{front['version']}`
-- Trained from commit `{front['git_commit'] or 'unknown'}` in MLflow run `{front['run_id']}`
+- Factory: `{spec.model_factory}`; registered as `models:/{spec.model_name}/{front["version"]}`
+- Trained from commit `{front["git_commit"] or "unknown"}` in MLflow run `{front["run_id"]}`
 
 ## Intended use
-{person['Intended use']}
+{person["Intended use"]}
 
 ## Training data
-- Source: `{front['data_uri']}` (fingerprint `{front['data_fingerprint'][:16]}…`)
+- Source: `{front["data_uri"]}` (fingerprint `{front["data_fingerprint"][:16]}…`)
 - Contract: `{spec.schema_}`
-- Split: {front['split']}; {params.get('train_rows', '?')} training rows, {params.get('test_rows', '?')} held out
+- Split: {front["split"]}; {params.get("train_rows", "?")} training rows, {params.get("test_rows", "?")} held out
 
 ## Evaluation
 | metric | value |
@@ -149,8 +152,8 @@ def _render(spec: Spec, front: dict, run, plots: list[Path], base: Path, kept: d
 {images}
 
 ## Limitations
-{person['Limitations']}
+{person["Limitations"]}
 
 ## Ethical considerations
-{person['Ethical considerations']}
+{person["Ethical considerations"]}
 """

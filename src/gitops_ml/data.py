@@ -102,7 +102,9 @@ def load_schema(spec: Spec) -> pa.DataFrameSchema:
         ) from exc
 
 
-def validate_frame(frame: pd.DataFrame, schema: pa.DataFrameSchema, source: str) -> tuple[pd.DataFrame, ValidationReport]:
+def validate_frame(
+    frame: pd.DataFrame, schema: pa.DataFrameSchema, source: str
+) -> tuple[pd.DataFrame, ValidationReport]:
     """Check every row and column at once (lazy), returning the coerced frame and the report."""
     report = ValidationReport(source=source, rows=len(frame), columns=frame.shape[1])
     try:

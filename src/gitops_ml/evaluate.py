@@ -65,8 +65,16 @@ def threshold_gates(spec: Spec, metrics: dict[str, float]) -> list[Gate]:
         value = metrics.get(metric, float("nan"))
         higher = higher_is_better(metric)
         passed = value >= threshold if higher else value <= threshold
-        gates.append(Gate(f"{metric} {'>=' if higher else '<='} {threshold}", metric, threshold, value, passed,
-                          "floor" if higher else "ceiling"))
+        gates.append(
+            Gate(
+                f"{metric} {'>=' if higher else '<='} {threshold}",
+                metric,
+                threshold,
+                value,
+                passed,
+                "floor" if higher else "ceiling",
+            )
+        )
     return gates
 
 
@@ -79,8 +87,11 @@ def regression_gates(spec: Spec, metrics: dict[str, float], baseline: dict[str, 
         higher = higher_is_better(metric)
         limit = baseline[metric] - tolerance if higher else baseline[metric] + tolerance
         passed = metrics[metric] >= limit if higher else metrics[metric] <= limit
-        gates.append(Gate(f"{metric} no worse than {env} by {tolerance}", metric, limit, metrics[metric], passed,
-                          "no-regression"))
+        gates.append(
+            Gate(
+                f"{metric} no worse than {env} by {tolerance}", metric, limit, metrics[metric], passed, "no-regression"
+            )
+        )
     return gates
 
 
@@ -92,7 +103,9 @@ def default_baseline_env(spec: Spec) -> str | None:
     return None
 
 
-def evaluate(spec: Spec, version: int | str | None = None, against: str | None = None, record: bool = True) -> Evaluation:
+def evaluate(
+    spec: Spec, version: int | str | None = None, against: str | None = None, record: bool = True
+) -> Evaluation:
     """Score ``version`` (default: the newest) on its held-out rows and apply the gates.
 
     The baseline is scored on the same rows, so the comparison is like for like.
@@ -119,8 +132,13 @@ def evaluate(spec: Spec, version: int | str | None = None, against: str | None =
 def _record(client: MlflowClient, spec: Spec, version: tracking.Version, result: Evaluation) -> None:
     """Keep the outcome on the version, where promotion and verification read it."""
     summary = json.dumps(
-        {"passed": result.passed, "against": result.against, "baseline_version": result.baseline_version,
-         "metrics": result.metrics, "gates": [asdict(g) for g in result.gates]},
+        {
+            "passed": result.passed,
+            "against": result.against,
+            "baseline_version": result.baseline_version,
+            "metrics": result.metrics,
+            "gates": [asdict(g) for g in result.gates],
+        },
         sort_keys=True,
     )
     name, number = spec.model_name, str(version.version)

@@ -39,11 +39,15 @@ def _escape(text: str, property_value: bool = False) -> str:
     return text.replace(":", "%3A").replace(",", "%2C") if property_value else text
 
 
-def annotation(level: str, message: str, file: str | None = None, title: str | None = None,
-               line: int | None = None) -> str:
+def annotation(
+    level: str, message: str, file: str | None = None, title: str | None = None, line: int | None = None
+) -> str:
     """A workflow command such as ``::error file=data.csv,title=...::message``."""
-    props = [f"{key}={_escape(str(value), True)}" for key, value in
-             (("file", file), ("line", line), ("title", title)) if value is not None]
+    props = [
+        f"{key}={_escape(str(value), True)}"
+        for key, value in (("file", file), ("line", line), ("title", title))
+        if value is not None
+    ]
     return f"::{level} {','.join(props)}::{_escape(message)}" if props else f"::{level}::{_escape(message)}"
 
 

@@ -120,7 +120,9 @@ def get_version(spec: Spec, client: MlflowClient, version: int | str | None = No
     if version is None:
         versions = _call(lambda: client.search_model_versions(f"name='{name}'"), spec)
         if not versions:
-            raise ConfigError(f"model '{name}' has no registered version at {spec.tracking}; run `gitops-ml train` first")
+            raise ConfigError(
+                f"model '{name}' has no registered version at {spec.tracking}; run `gitops-ml train` first"
+            )
         return _version(max(versions, key=lambda v: int(v.version)))
     if not str(version).isdigit():
         raise ConfigError(f"version must be a whole number, got {version!r}")

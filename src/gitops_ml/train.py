@@ -71,15 +71,17 @@ def build_estimator(spec: Spec):
     estimator = factory()
     fits_task = is_classifier(estimator) if spec.task == "classification" else is_regressor(estimator)
     if not hasattr(estimator, "fit") or not fits_task:
+        kind = "classifier" if spec.task == "classification" else "regressor"
         raise ConfigError(
             f"{spec.pyproject}: [tool.gitops-ml] field 'model_factory': {spec.model_factory} returned "
-            f"{type(estimator).__name__}, not a scikit-learn {'classifier' if spec.task == 'classification' else 'regressor'}"
+            f"{type(estimator).__name__}, not a scikit-learn {kind}"
         )
     return clone(estimator)
 
 
 def git_commit(root: Path) -> str:
     """The commit the code was trained from, with ``-dirty`` when the tree has changes; '' outside git."""
+
     def git(*args: str) -> str:
         done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
         return done.stdout.strip() if done.returncode == 0 else ""
@@ -96,11 +98,15 @@ def load_training_data(spec: Spec, data: str | None) -> tuple[pd.DataFrame, Vali
     if not report.passed:
         raise CheckFailed(f"{report.source}: the data breaks the contract; nothing was trained or registered", report)
     if spec.target not in frame.columns:
-        raise ConfigError(f"{spec.pyproject}: [tool.gitops-ml] field 'target': no column {spec.target!r} in {report.source}")
+        raise ConfigError(
+            f"{spec.pyproject}: [tool.gitops-ml] field 'target': no column {spec.target!r} in {report.source}"
+        )
     return frame, report
 
 
-def train(spec: Spec, data: str | None = None, extra: pd.DataFrame | None = None, tags: dict | None = None) -> TrainResult:
+def train(
+    spec: Spec, data: str | None = None, extra: pd.DataFrame | None = None, tags: dict | None = None
+) -> TrainResult:
     """Fit the project's model and register it as a new version of ``spec.model_name``.
 
     ``extra`` rows (already validated, for example labelled recent data) join the training split.

@@ -31,8 +31,10 @@ def validate(ctx: click.Context, path: str | None) -> None:
     if github.in_actions():
         _annotate(report)
     if not report.passed:
-        raise CheckFailed(f"{report.source}: {sum(f.count for f in report.failures)} failing values "
-                          f"in {len(report.failures)} checks", report)
+        raise CheckFailed(
+            f"{report.source}: {sum(f.count for f in report.failures)} failing values in {len(report.failures)} checks",
+            report,
+        )
 
 
 def _print_report(report: ValidationReport) -> None:
@@ -54,15 +56,24 @@ def _rows(rows: list[int]) -> str:
 def _annotate(report: ValidationReport) -> None:
     """``::error`` lines on the data file and a table in the step summary."""
     for failure in report.failures:
-        click.echo(github.annotation(
-            "error", f"{failure.count} rows fail '{failure.check}': {', '.join(failure.values[:MAX_LISTED_VALUES])}",
-            file=report.source, title=f"data contract: {failure.column}"))
+        click.echo(
+            github.annotation(
+                "error",
+                f"{failure.count} rows fail '{failure.check}': {', '.join(failure.values[:MAX_LISTED_VALUES])}",
+                file=report.source,
+                title=f"data contract: {failure.column}",
+            )
+        )
     outcome = "passes" if report.passed else f"fails {len(report.failures)} checks"
     summary = f"### Data contract: `{report.source}` {outcome}\n\n{report.rows} rows, {report.columns} columns\n\n"
     if report.failures:
         summary += github.markdown_table(
             ["column", "check", "count", "failing values", "rows"],
-            [(f.column, f.check, f.count, ", ".join(f.values[:MAX_LISTED_VALUES]), _rows(f.rows)) for f in report.failures])
+            [
+                (f.column, f.check, f.count, ", ".join(f.values[:MAX_LISTED_VALUES]), _rows(f.rows))
+                for f in report.failures
+            ],
+        )
     github.write_summary(summary)
 
 
@@ -74,8 +85,14 @@ def schema() -> None:
 @schema.command("infer")
 @click.argument("path")
 @click.option("--target", required=True, help="The column the model predicts.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=Path("schema.py"),
-              show_default=True, help="Where to write the module.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("schema.py"),
+    show_default=True,
+    help="Where to write the module.",
+)
 @click.option("--class-name", default="DataSchema", show_default=True)
 @json_option
 def schema_infer(path: str, target: str, output: Path, class_name: str) -> None:
@@ -84,9 +101,13 @@ def schema_infer(path: str, target: str, output: Path, class_name: str) -> None:
     if target not in frame.columns:
         raise ConfigError(f"{path}: no column {target!r}; columns are {', '.join(map(str, frame.columns))}")
     written = write_module(frame, target, output, class_name)
-    emit({"path": str(written), "columns": len(frame.columns), "rows": len(frame)},
-         lambda: console.out.print(f"wrote {written}: {len(frame.columns)} columns from {len(frame)} rows; "
-                                   "review the bounds and categories, then point [tool.gitops-ml] schema at it"))
+    emit(
+        {"path": str(written), "columns": len(frame.columns), "rows": len(frame)},
+        lambda: console.out.print(
+            f"wrote {written}: {len(frame.columns)} columns from {len(frame)} rows; "
+            "review the bounds and categories, then point [tool.gitops-ml] schema at it"
+        ),
+    )
 
 
 @main.command("train")
@@ -100,23 +121,34 @@ def train_command(ctx: click.Context, data: str | None) -> None:
     try:
         result = train(spec, data)
     except CheckFailed as failed:
-        if isinstance(failed.result, ValidationReport):
-            emit(failed.result.as_dict(), lambda: _print_report(failed.result))
+        report = failed.result
+        if isinstance(report, ValidationReport):
+            emit(report.as_dict(), lambda: _print_report(report))
         raise
-    emit(result.as_dict(), lambda: table(
-        f"{result.model_name} v{result.version} (run {result.run_id})",
-        ["metric", "value"], sorted(result.metrics.items())))
+    emit(
+        result.as_dict(),
+        lambda: table(
+            f"{result.model_name} v{result.version} (run {result.run_id})",
+            ["metric", "value"],
+            sorted(result.metrics.items()),
+        ),
+    )
     if github.in_actions():
         github.set_output("version", str(result.version))
-        github.write_summary(f"### Trained {result.model_name} v{result.version}\n\n"
-                             + github.markdown_table(["metric", "value"],
-                                                     [(k, f"{v:.4f}") for k, v in sorted(result.metrics.items())]))
+        github.write_summary(
+            f"### Trained {result.model_name} v{result.version}\n\n"
+            + github.markdown_table(["metric", "value"], [(k, f"{v:.4f}") for k, v in sorted(result.metrics.items())])
+        )
 
 
 @main.command("evaluate")
 @click.argument("version", required=False)
-@click.option("--against", "against", metavar="ENV",
-              help="Compare with the model ENV runs (default: the furthest environment that runs one).")
+@click.option(
+    "--against",
+    "against",
+    metavar="ENV",
+    help="Compare with the model ENV runs (default: the furthest environment that runs one).",
+)
 @json_option
 @click.pass_context
 def evaluate_command(ctx: click.Context, version: str | None, against: str | None) -> None:
@@ -128,17 +160,24 @@ def evaluate_command(ctx: click.Context, version: str | None, against: str | Non
         rows = [(m, v, result.baseline_metrics.get(m)) for m, v in sorted(result.metrics.items())]
         baseline = f"{result.against} v{result.baseline_version}" if result.baseline_version else "baseline"
         table(f"{spec.model_name} v{result.version}", ["metric", "candidate", baseline], rows)
-        table("gates", ["gate", "value", "threshold", "outcome"],
-              [(g.name, g.value, g.threshold, g.passed) for g in result.gates])
+        table(
+            "gates",
+            ["gate", "value", "threshold", "outcome"],
+            [(g.name, g.value, g.threshold, g.passed) for g in result.gates],
+        )
         console.out.print("all gates pass" if result.passed else "a gate FAILED")
 
     emit(result.as_dict(), render)
     if github.in_actions():
         github.set_output("passed", str(result.passed).lower())
-        github.write_summary(f"### Gates for {spec.model_name} v{result.version}: "
-                             f"{'pass' if result.passed else 'FAIL'}\n\n" + github.markdown_table(
-                                 ["gate", "value", "outcome"],
-                                 [(g.name, f"{g.value:.4f}", "pass" if g.passed else "FAIL") for g in result.gates]))
+        github.write_summary(
+            f"### Gates for {spec.model_name} v{result.version}: "
+            f"{'pass' if result.passed else 'FAIL'}\n\n"
+            + github.markdown_table(
+                ["gate", "value", "outcome"],
+                [(g.name, f"{g.value:.4f}", "pass" if g.passed else "FAIL") for g in result.gates],
+            )
+        )
     if not result.passed:
         failed = [g.name for g in result.gates if not g.passed]
         raise CheckFailed(f"v{result.version} fails {len(failed)} gate(s): {'; '.join(failed)}", result)
@@ -152,5 +191,9 @@ def card_command(ctx: click.Context, version: str | None) -> None:
     """Write the model card of a version (default: the newest) into model_cards/."""
     spec = spec_of(ctx)
     card = cards.write_card(spec, version)
-    emit(card.as_dict(), lambda: console.out.print(
-        f"wrote {card.path}; {card.unfilled} section(s) marked {cards.UNFILLED_MARKER} for a person to complete"))
+    emit(
+        card.as_dict(),
+        lambda: console.out.print(
+            f"wrote {card.path}; {card.unfilled} section(s) marked {cards.UNFILLED_MARKER} for a person to complete"
+        ),
+    )

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import sys
 import logging
-import warnings
 import os
+import sys
+import warnings
 from pathlib import Path
 
 import click

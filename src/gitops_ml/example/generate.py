@@ -35,9 +35,7 @@ class Shift:
 SEVERITIES: dict[str, Shift] = {
     "none": Shift(),
     "moderate": Shift(charges=14.0, support_rate=1.7, month_to_month=0.22, fiber=0.2, tenure_scale=0.7),
-    "severe": Shift(
-        charges=35.0, support_rate=3.0, month_to_month=0.45, fiber=0.4, tenure_scale=0.4, concept=1.0
-    ),
+    "severe": Shift(charges=35.0, support_rate=3.0, month_to_month=0.45, fiber=0.4, tenure_scale=0.4, concept=1.0),
 }
 
 

@@ -18,9 +18,7 @@ class ChurnSchema(pa.DataFrameModel):
     support_calls: Series[int] = pa.Field(ge=0, le=100)
     contract: Series[str] = pa.Field(isin=["month-to-month", "one-year", "two-year"])
     internet_service: Series[str] = pa.Field(isin=["dsl", "fiber", "none"])
-    payment_method: Series[str] = pa.Field(
-        isin=["card", "bank-transfer", "electronic-check", "mailed-check"]
-    )
+    payment_method: Series[str] = pa.Field(isin=["card", "bank-transfer", "electronic-check", "mailed-check"])
     paperless_billing: Series[str] = pa.Field(isin=["yes", "no"])
     region: Series[str] = pa.Field(isin=["north", "south", "east", "west"], nullable=True)
     churned: Series[int] = pa.Field(isin=[0, 1])
