@@ -1,0 +1,134 @@
+"""Promotion by pull request: promote, verify, deploy, status."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .. import github, release
+from ..errors import CheckFailed
+from .output import console, emit, table
+from .root import json_option, main, spec_of
+
+
+@main.command("promote")
+@click.argument("version", type=int)
+@click.option("--to", "to", required=True, metavar="ENV", help="Environment to release VERSION to.")
+@click.option("--branch", is_flag=True,
+              help="Also create branch promote/ENV/vVERSION and commit the release.")
+@click.option("--title", help="Pull request title (default: 'Promote <model> vN to ENV').")
+@click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where the title and body files go (default: .gitops-ml/promotion/).")
+@json_option
+@click.pass_context
+def promote_command(ctx: click.Context, version: int, to: str, branch: bool, title: str | None,
+                    output_dir: Path | None) -> None:
+    """Write environments/ENV/release.yaml for VERSION and the pull request's title and body.
+
+    Refuses (exit 1, nothing written) an unknown version, failed or unrecorded gates, a missing
+    model card, a version ENV already runs, or one the previous environment does not run now.
+    """
+    spec = spec_of(ctx)
+    result = release.promote(spec, version, to, branch=branch, title=title, output_dir=output_dir)
+
+    def render() -> None:
+        console.out.print(f"wrote {spec.display(str(result.manifest_path))}: {result.title}")
+        console.out.print(f"pull request title: {spec.display(str(result.title_file))}")
+        console.out.print(f"pull request body:  {spec.display(str(result.body_file))}")
+        if result.branch:
+            console.out.print(f"committed on branch {result.branch} ({result.commit[:12]}); "
+                              f"push it and open a pull request: git push -u origin {result.branch}")
+        if result.card_unfilled:
+            console.out.print(f"the model card has {result.card_unfilled} section(s) still to fill in")
+
+    emit(result.as_dict(), render)
+
+
+@main.command("verify")
+@click.option("--base", default="origin/main", show_default=True, metavar="REF",
+              help="What the pull request merges into.")
+@json_option
+@click.pass_context
+def verify_command(ctx: click.Context, base: str) -> None:
+    """Check every release manifest changed against REF; exit 1 with every reason listed.
+
+    The required check on a promotion pull request.
+    """
+    spec = spec_of(ctx)
+    result = release.verify(spec, base)
+
+    def render() -> None:
+        if not result.checks:
+            console.out.print(f"no release manifest changed against {base}")
+            return
+        table(f"release manifests changed against {base}",
+              ["environment", "change", "version", "on base", "outcome"],
+              [(c.env, c.change, c.version, c.base_version, c.passed) for c in result.checks])
+        for reason in result.reasons:
+            console.out.print(f"  - {reason}")
+
+    emit(result.as_dict(), render)
+    if github.in_actions():
+        for check in result.checks:
+            for reason in check.reasons:
+                click.echo(github.annotation("error", reason, file=check.path, title=f"release {check.env}"))
+        rows = [(c.env, c.change, c.version, "pass" if c.passed else "FAIL") for c in result.checks]
+        outcome = "pass" if result.passed else "FAIL"
+        github.write_summary(f"### Release verification against `{base}`: {outcome}\n\n"
+                             + (github.markdown_table(["environment", "change", "version", "outcome"], rows)
+                                if rows else "No release manifest changed.\n")
+                             + "".join(f"- {reason}\n" for reason in result.reasons))
+    if not result.passed:
+        raise CheckFailed(f"{len(result.reasons)} problem(s): " + "; ".join(result.reasons), result)
+
+
+@main.command("deploy")
+@click.argument("env")
+@json_option
+@click.pass_context
+def deploy_command(ctx: click.Context, env: str) -> None:
+    """After a merge: point the registry alias ENV at the manifest's version, build or reuse its bento,
+    and write the image reference for the containerize-and-push step. Running it again changes nothing."""
+    spec = spec_of(ctx)
+    result = release.deploy(spec, env)
+
+    def render() -> None:
+        if result.version is None:
+            what = "alias removed" if result.alias_changed else "nothing to do"
+            console.out.print(f"{env}: no release in git; {what}")
+            return
+        moved = (f"alias '{env}' moved from {_v(result.previous_version)} to v{result.version}"
+                 if result.alias_changed else f"alias '{env}' already at v{result.version}")
+        console.out.print(f"{env}: {moved}; bento {result.bento_tag}; image {result.image}")
+        console.out.print(f"image reference written to {spec.display(str(result.image_file))}")
+
+    emit(result.as_dict(), render)
+    if github.in_actions():
+        github.write_summary(f"### Deployed {spec.model_name} to {env}: {_v(result.version)}\n\n"
+                             f"image `{result.image or '-'}`, bento `{result.bento_tag or '-'}`\n")
+
+
+@main.command("status")
+@json_option
+@click.pass_context
+def status_command(ctx: click.Context) -> None:
+    """What each environment runs per git, beside the registry aliases; divergence flagged."""
+    spec = spec_of(ctx)
+    result = release.status(spec)
+    emit({"environments": [s.as_dict() for s in result]}, lambda: table(
+        f"{spec.model_name}: environments",
+        ["environment", "git", spec.metric, "since", "registry alias", "in sync", "note"],
+        [(s.env, _v(s.version), s.metrics.get(spec.metric), _since(s), _v(s.alias_version),
+          "?" if s.in_sync is None else ("yes" if s.in_sync else "NO"), s.note) for s in result]))
+    unreachable = [s for s in result if s.in_sync is None]
+    if unreachable:
+        raise CheckFailed(unreachable[0].note, result)
+
+
+def _v(version: int | None) -> str:
+    return "nothing" if version is None else f"v{version}"
+
+
+def _since(status: release.EnvironmentStatus) -> str:
+    return f"{status.since_commit[:10]} ({status.since})" if status.since_commit else ""

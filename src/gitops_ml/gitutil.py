@@ -1,0 +1,111 @@
+"""The few git operations promotion needs, through the ``git`` command line.
+
+Paths are relative to the project root (``--relative``), so a project that lives in a
+sub-folder of its repository works the same as one at the top.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import CheckFailed, ConfigError
+
+
+class GitError(CheckFailed):
+    """A git command failed: exit 1, with git's own message."""
+
+
+def git(root: Path, *args: str, check: bool = True) -> str:
+    """Run ``git args`` in ``root``; its stdout, stripped. Raises GitError with stderr when ``check``."""
+    try:
+        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
+    except FileNotFoundError as exc:
+        raise ConfigError("git is not installed or not on PATH") from exc
+    if check and done.returncode != 0:
+        message = (done.stderr or done.stdout).strip().splitlines()
+        raise GitError(f"git {' '.join(args)} failed in {root}: {' '.join(message)[:500]}")
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def is_repository(root: Path) -> bool:
+    return git(root, "rev-parse", "--is-inside-work-tree", check=False) == "true"
+
+
+def require_repository(root: Path) -> None:
+    if not is_repository(root):
+        raise ConfigError(f"{root} is not inside a git repository")
+
+
+def ref_exists(root: Path, ref: str) -> bool:
+    return bool(git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False))
+
+
+def branch_exists(root: Path, branch: str) -> bool:
+    return ref_exists(root, f"refs/heads/{branch}")
+
+
+def current_branch(root: Path) -> str:
+    return git(root, "rev-parse", "--abbrev-ref", "HEAD", check=False)
+
+
+def changed_paths(root: Path, base: str, folder: str) -> list[str]:
+    """Files under ``folder`` that differ from where the current branch left ``base``.
+
+    Committed changes since the merge base, uncommitted ones and untracked files all count,
+    so ``verify`` right after ``promote`` (before any commit) sees the new manifest.
+    """
+    merge_base = git(root, "merge-base", base, "HEAD")
+    tracked = git(root, "diff", "--name-only", "--no-renames", "--relative", merge_base, "--", folder)
+    untracked = git(root, "ls-files", "--others", "--exclude-standard", "--", folder)
+    return sorted({line for line in (tracked + "\n" + untracked).splitlines() if line})
+
+
+def show(root: Path, ref: str, path: str) -> str | None:
+    """A file's text at ``ref`` (path relative to the project root), or None when it is not there."""
+    done = subprocess.run(["git", "show", f"{ref}:./{path}"], cwd=root, capture_output=True, text=True,
+                          check=False)
+    return done.stdout if done.returncode == 0 else None
+
+
+@dataclass(frozen=True)
+class Commit:
+    sha: str
+    date: str
+    subject: str
+
+
+def last_commit(root: Path, path: str) -> Commit | None:
+    """The commit that last changed ``path``, or None when git does not know it."""
+    line = git(root, "log", "-1", "--format=%H%x09%cI%x09%s", "--", path, check=False)
+    if not line:
+        return None
+    sha, date, subject = (line.split("\t", 2) + ["", ""])[:3]
+    return Commit(sha, date, subject)
+
+
+def switch_to_new_branch(root: Path, branch: str) -> str:
+    """Create ``branch`` at HEAD and switch to it (uncommitted changes come along).
+
+    Returns where HEAD was: the branch name, or the commit when HEAD was detached (as in CI).
+    """
+    previous = current_branch(root)
+    if previous in ("", "HEAD"):
+        previous = git(root, "rev-parse", "HEAD")
+    git(root, "switch", "--quiet", "-c", branch)
+    return previous
+
+
+def commit_paths(root: Path, paths: list[str], message: str) -> str:
+    """Commit exactly ``paths`` (other staged changes stay out: ``--only``); the new commit's sha."""
+    git(root, "add", "--", *paths)
+    git(root, "commit", "--quiet", "-m", message, "--", *paths)
+    return git(root, "rev-parse", "HEAD")
+
+
+def abandon_branch(root: Path, branch: str, previous: str, paths: list[str]) -> None:
+    """Undo ``switch_to_new_branch`` and a failed ``commit_paths``: unstage, go back, delete ``branch``."""
+    git(root, "reset", "--quiet", "--", *paths, check=False)
+    git(root, "checkout", "--quiet", previous, check=False)
+    git(root, "branch", "-D", branch, check=False)
