@@ -38,11 +38,22 @@ class Serving(_Section):
     """How the bento serves the model and logs what it is asked."""
 
     max_batch_size: int = Field(default=1000, ge=1)
+    """Most records one /predict_batch request may hold (a 400 above it); also the adaptive batch cap."""
     inference_log: str = "logs/inference"
     """Directory (or fsspec URI) the served model appends its predictions to."""
     log_rotate_mb: float = Field(default=16.0, gt=0)
+    """A new log file past this size: small enough to ship and read in pieces."""
+    log_rotate_minutes: float = Field(default=60.0, gt=0)
+    """A new log file after this long, so a quiet service still closes files for shipping."""
     log_queue_size: int = Field(default=10000, ge=1)
+    """Rows waiting for the log writer; beyond it rows are dropped and counted, never blocking a request."""
     extra_fields: Literal["reject", "ignore"] = "reject"
+    """A request field the contract does not know: a 400 by default, since it means a client built
+    against another contract; "ignore" drops it."""
+    workers: int = Field(default=1, ge=1)
+    """Serving processes; one keeps a small model's memory low, raise it for CPU-bound models."""
+    max_latency_ms: int = Field(default=10000, ge=100)
+    """Adaptive batching answers 503 to a request it cannot start within this; generous, so load queues."""
 
 
 class Release(_Section):
@@ -54,12 +65,55 @@ class Release(_Section):
 
 
 class Drift(_Section):
-    """Monitoring: what counts as drift and what to do about it."""
+    """Monitoring: what counts as drift and what to do about it (reasoning in docs/monitoring.md)."""
 
     window: str = "7d"
-    min_rows: int = Field(default=200, ge=1)
+    """How far back the inference log is read: a week evens out weekday/weekend traffic."""
+    min_rows: int = Field(default=500, ge=1)
+    """Fewer current rows give ``insufficient_data``: at 200 a random split was called drift 1 time in 5."""
     feedback: str = ""
     """Path or URI of labelled recent data (features plus the target), if any."""
+    max_rows: int = Field(default=100_000, ge=1000)
+    """Rows above this are sampled (seeded): at 100,000 rows sampling noise is far below the thresholds."""
+    num_method: str = ""
+    """Evidently stat test for numbers; '' lets Evidently choose by size (normed Wasserstein, or K-S)."""
+    cat_method: str = ""
+    """Evidently stat test for categories; '' lets Evidently choose (Jensen-Shannon, or chi-square)."""
+    threshold: float | None = Field(default=None, gt=0)
+    """Per-column drift threshold; None keeps the chosen test's own (0.1 for distances, 0.05 for p-values)."""
+    retrain_drift_share: float = Field(default=0.3, gt=0, le=1)
+    """Share of drifted features that calls for retraining: 3 in 10 is rare by chance (see false alarms)."""
+    escalate_drift_share: float = Field(default=0.75, gt=0, le=1)
+    """Share of drifted features that sends the model back to development: most inputs moved at once."""
+    retrain_quality_loss: float = Field(default=0.05, ge=0)
+    """Relative loss of the primary metric vs training that calls for retraining (the seeds' 5-8 %)."""
+    escalate_quality_loss: float = Field(default=0.10, ge=0)
+    """Relative loss above which retraining alone will not fix it (the seeds' "over 10 %")."""
+    max_invalid_share: float = Field(default=0.05, ge=0, le=1)
+    """Share of current rows breaking the data contract above which the decision is ``escalate``."""
+    retrain_window: str = ""
+    """Keep only labelled rows this recent (by the time column) when retraining; '' keeps them all."""
+    retrain_holdout: float = Field(default=0.3, ge=0, lt=1)
+    """Share of labelled recent rows held back to compare the old and the new model on recent data."""
+
+    @field_validator("window", "retrain_window")
+    @classmethod
+    def _duration(cls, value: str, info) -> str:
+        # Checked when the spec is read, not when a scheduled drift run first needs it.
+        import re
+
+        if (value or info.field_name == "window") and not re.fullmatch(r"\s*\d+(\.\d+)?\s*[smhdw]\s*", value):
+            raise ValueError("expected a duration such as 30m, 12h, 7d or 2w")
+        return value
+
+    @field_validator("escalate_drift_share", "escalate_quality_loss")
+    @classmethod
+    def _graded(cls, value: float, info) -> float:
+        # The grades must be ordered, or a decision could skip from none to escalate by configuration.
+        lower = info.field_name.replace("escalate", "retrain")
+        if lower in info.data and info.data[lower] > value:
+            raise ValueError(f"must be at least drift.{lower} ({info.data[lower]})")
+        return value
 
 
 class Spec(_Section):
@@ -149,7 +203,9 @@ class Spec(_Section):
             module = importlib.import_module(module_name)
             return getattr(module, attribute)
         except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"{self.pyproject}: [{SECTION}] field '{field}': cannot import {target!r}: {exc}") from exc
+            raise ConfigError(
+                f"{self.pyproject}: [{SECTION}] field '{field}': cannot import {target!r}: {exc}"
+            ) from exc
 
 
 def _with_project_on_path(root: Path) -> None:

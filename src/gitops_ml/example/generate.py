@@ -29,13 +29,24 @@ class Shift:
     month_to_month: float = 0.0  # extra probability mass moved to month-to-month contracts
     fiber: float = 0.0  # extra probability mass moved to fiber internet
     tenure_scale: float = 1.0  # multiplies tenure (newer customers when below 1)
+    age: float = 0.0  # added to the mean age, in years
+    electronic_check: float = 0.0  # extra probability mass moved to electronic-check payments
     concept: float = 0.0  # 0 keeps the churn mechanism; 1 reverses the effect of tenure and contract
 
 
 SEVERITIES: dict[str, Shift] = {
     "none": Shift(),
     "moderate": Shift(charges=14.0, support_rate=1.7, month_to_month=0.22, fiber=0.2, tenure_scale=0.7),
-    "severe": Shift(charges=35.0, support_rate=3.0, month_to_month=0.45, fiber=0.4, tenure_scale=0.4, concept=1.0),
+    "severe": Shift(
+        charges=35.0,
+        support_rate=3.0,
+        month_to_month=0.45,
+        fiber=0.4,
+        tenure_scale=0.4,
+        age=-12.0,
+        electronic_check=0.4,
+        concept=1.0,
+    ),
 }
 
 
@@ -57,7 +68,7 @@ def make_churn(n: int = 8000, seed: int = 0, shift: Shift | str = "none", start:
     rng = np.random.default_rng(seed)
     contract = rng.choice(CONTRACTS, size=n, p=_mix([0.5, 0.28, 0.22], shift.month_to_month, 0))
     internet = rng.choice(INTERNET, size=n, p=_mix([0.38, 0.44, 0.18], shift.fiber, 1))
-    payment = rng.choice(PAYMENTS, size=n, p=[0.26, 0.24, 0.34, 0.16])
+    payment = rng.choice(PAYMENTS, size=n, p=_mix([0.26, 0.24, 0.34, 0.16], shift.electronic_check, 2))
     region = rng.choice(REGIONS, size=n, p=[0.3, 0.25, 0.25, 0.2]).astype(object)
     paperless = rng.choice(["yes", "no"], size=n, p=[0.6, 0.4])
     tenure_cap = {"month-to-month": 30, "one-year": 50, "two-year": 72}
@@ -68,7 +79,7 @@ def make_churn(n: int = 8000, seed: int = 0, shift: Shift | str = "none", start:
     total = (monthly * tenure * rng.uniform(0.95, 1.05, n)).round(2)
     support = rng.poisson(1.2 * shift.support_rate * np.where(internet == "fiber", 1.5, 1.0))
     support = np.clip(support, 0, 20)
-    age = np.clip(rng.normal(45, 14, n), 18, 90).round().astype(float)
+    age = np.clip(rng.normal(45 + shift.age, 14, n), 18, 90).round().astype(float)
 
     sign = 1.0 - 2.0 * shift.concept  # +1 keeps the mechanism, -1 reverses it
     logit = (

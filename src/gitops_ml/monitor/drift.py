@@ -1,0 +1,184 @@
+"""``drift``: what the environment's model is asked now against what it was trained on, and a decision."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from .. import tracking
+from ..config import Spec
+from ..data import load_schema
+from ..evaluate import load_model
+from ..metrics import score
+from . import outputs
+from .decide import (
+    INSUFFICIENT,
+    Quality,
+    Reason,
+    contract_reason,
+    data_drift_reason,
+    gravest,
+    prediction_reason,
+    quality_reason,
+)
+from .measure import PREDICTION, ColumnDrift, measure
+from .reference import Deployed, Reference, deployed, training_quality, training_rows
+from .sources import Rows, check_rows, read_file, read_inference_log
+
+
+@dataclass
+class DriftResult:
+    decision: str  # "none", "retrain", "escalate" or "insufficient_data"
+    reasons: list[Reason]
+    model_name: str
+    env: str
+    model_version: int
+    found_by: str
+    current: Rows
+    reference: Reference | None = None
+    labelled: Rows | None = None
+    features: list[ColumnDrift] = field(default_factory=list)
+    prediction: ColumnDrift | None = None
+    quality: Quality | None = None
+    thresholds: dict = field(default_factory=dict)
+    generated_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    files: outputs.Files | None = None
+    snapshot: object = field(default=None, repr=False)
+
+    @property
+    def drifted(self) -> list[ColumnDrift]:
+        return [f for f in self.features if f.drifted]
+
+    @property
+    def drift_share(self) -> float:
+        return len(self.drifted) / len(self.features) if self.features else 0.0
+
+    def as_dict(self) -> dict:
+        return {
+            "decision": self.decision,
+            "reasons": [r.as_dict() for r in self.reasons],
+            "model_name": self.model_name, "env": self.env, "model_version": self.model_version,
+            "found_by": self.found_by,
+            "drifted_features": len(self.drifted), "features_checked": len(self.features),
+            "drift_share": self.drift_share,
+            "features": [f.as_dict() for f in self.features],
+            "prediction": self.prediction.as_dict() if self.prediction else None,
+            "quality": self.quality.as_dict() if self.quality else None,
+            "current": self.current.as_dict(),
+            "labelled": self.labelled.as_dict() if self.labelled else None,
+            "reference": self.reference.as_dict() if self.reference else None,
+            "window": self.current.window,
+            "thresholds": self.thresholds,
+            "generated_at": self.generated_at,
+            "outputs": self.files.as_dict() if self.files else {},
+        }
+
+
+def _location(spec: Spec, source: str) -> str:
+    """A URI as it is; a path as given when it exists from here, else relative to the project."""
+    if "://" in source or Path(source).exists():
+        return source if "://" in source else str(Path(source).resolve())
+    return spec.resolve(source)
+
+
+def feature_columns(spec: Spec, schema) -> list[str]:
+    """The contract's columns but the target and the time column (time always 'drifts')."""
+    return [c for c in schema.columns if c not in {spec.target, spec.time_column}]
+
+
+def _thresholds(spec: Spec) -> dict:
+    return spec.drift.model_dump(exclude={"feedback"})
+
+
+def read_current(spec: Spec, found: Deployed, current: str | None, window: str | None) -> Rows:
+    if current:
+        return read_file(spec, _location(spec, current), window)
+    return read_inference_log(spec, found.version.version, window)
+
+
+def read_labelled(spec: Spec, schema, current: Rows) -> tuple[Rows | None, str]:
+    """Labelled recent rows: the feedback source, else the current data's own target column."""
+    if spec.drift.feedback:
+        rows = read_file(spec, _location(spec, spec.drift.feedback), None)
+        return check_rows(rows, schema, spec.target, labelled=True), ""
+    if spec.target in current.frame.columns:
+        copy = Rows(frame=current.frame.copy(), source=current.source, kind=current.kind,
+                    rows_read=current.rows_read, sampled=current.sampled, window=current.window, since=current.since)
+        return check_rows(copy, schema, spec.target, labelled=True), ""
+    return None, "no labelled recent data (set [tool.gitops-ml.drift] feedback): model quality not measured"
+
+
+def predict(spec: Spec, model, frame: pd.DataFrame) -> pd.Series:
+    """The model's answers as compared: labels as categories, numbers as numbers."""
+    predicted = pd.Series(model.predict(frame[_model_inputs(spec, frame)]), index=frame.index)
+    return predicted.astype(str) if spec.task == "classification" else predicted.astype(float)
+
+
+def _model_inputs(spec: Spec, frame: pd.DataFrame) -> list[str]:
+    return [c for c in frame.columns if c not in {spec.target, PREDICTION, "probability", "timestamp",
+                                                   "model_version"}]
+
+
+def measure_quality(spec: Spec, model, labelled: Rows, trained: dict[str, float]) -> tuple[Quality | None, str]:
+    if labelled.rows_used < spec.drift.min_rows:
+        return None, (f"only {labelled.rows_used} labelled recent rows in {labelled.source} "
+                      f"(minimum {spec.drift.min_rows}): model quality not measured")
+    frame = labelled.frame
+    now = score(model, frame[_model_inputs(spec, frame)], frame[spec.target], spec.task)
+    if spec.metric not in now or spec.metric not in trained:
+        return None, f"{spec.metric} cannot be computed on the labelled rows (one class only?)"
+    return Quality(spec.metric, trained[spec.metric], now[spec.metric], labelled.rows_used, labelled.source), ""
+
+
+def drift(spec: Spec, env: str | None = None, current: str | None = None, window: str | None = None,
+          output_dir: Path | None = None) -> DriftResult:
+    """Compare current data with the training data of the version ``env`` runs, decide, write the reports."""
+    client = tracking.connect(spec)
+    found = deployed(spec, client, env)
+    schema = load_schema(spec)
+    rows = read_current(spec, found, current, window)
+    labelled, note = read_labelled(spec, schema, rows) if not rows.frame.empty else (None, "")
+    rows = check_rows(rows, schema, spec.target, labelled=False)
+    result = DriftResult(decision="none", reasons=[], model_name=spec.model_name, env=found.env,
+                         model_version=found.version.version, found_by=found.found_by, current=rows,
+                         labelled=labelled, thresholds=_thresholds(spec))
+    invalid = contract_reason(rows.invalid_rows, rows.invalid_share, spec.drift, rows.invalid_checks)
+    if rows.rows_used < spec.drift.min_rows:
+        result.decision = INSUFFICIENT
+        result.reasons = [Reason(INSUFFICIENT, "rows", _too_few(spec, rows)), *([invalid] if invalid else [])]
+        result.files = outputs.write(spec, result, output_dir)
+        return result
+
+    result.reference = training_rows(spec, client, found.version)
+    model = load_model(found.version)
+    reference = result.reference.frame.assign(**{PREDICTION: predict(spec, model, result.reference.frame)})
+    frame = rows.frame
+    if PREDICTION in frame.columns:  # the log carries what was answered; compare it as answered
+        served = frame[PREDICTION]
+        frame = frame.assign(**{PREDICTION: served.astype(str) if spec.task == "classification" else served})
+    else:
+        frame = frame.assign(**{PREDICTION: predict(spec, model, frame)})
+    features = feature_columns(spec, schema)
+    measured = measure(reference, frame, features, spec.drift,
+                       "categorical" if spec.task == "classification" else "numerical")
+    result.features, result.prediction, result.snapshot = measured.features, measured.prediction, measured.snapshot
+    if labelled is not None:
+        result.quality, note = measure_quality(spec, model, labelled, training_quality(client, found.version))
+
+    reasons = [data_drift_reason(measured, spec.drift), prediction_reason(measured),
+               quality_reason(result.quality, spec.drift, note), invalid]
+    result.reasons = [r for r in reasons if r is not None]
+    result.decision = gravest(result.reasons)
+    result.files = outputs.write(spec, result, output_dir)
+    return result
+
+
+def _too_few(spec: Spec, rows: Rows) -> str:
+    where = f"in the last {rows.window}" if rows.window else "in total"
+    extra = f" ({rows.invalid_rows} more broke the contract)" if rows.invalid_rows else ""
+    corrupt = f" ({rows.corrupt_lines} corrupt log lines skipped)" if rows.corrupt_lines else ""
+    return (f"{rows.rows_used} usable rows {where} from {rows.source}{extra}{corrupt}; at least "
+            f"{spec.drift.min_rows} (drift.min_rows) are needed for a sound statement: no decision")
