@@ -1,0 +1,374 @@
+"""Serving benchmark: the engine's bento under `bentoml serve` vs `mlflow models serve` vs in-process predict.
+
+One scratch project on the bundled churn data is trained once; the same registered version is then
+served both ways on 127.0.0.1 and driven by a thread pool of keep-alive HTTP clients at concurrency
+1, 8 and 32, with single records and 100-record batches. In-process ``predict`` on the same rows
+(records -> DataFrame -> predict_proba, one caller) is the limit neither server can beat.
+A larger version of the test suite's load test (good and malformed requests mixed) closes the run.
+
+Both servers run one worker and one OpenMP thread per model call (``OMP_NUM_THREADS=1``), and so does
+the in-process baseline: on a shared 2-core machine, OpenMP's default of a thread per core made a
+one-row call ten times slower. The client runs on the same cores as the server.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+COMMAND = "`BENCH_PARTS=serving make bench` (or `BENCH_PARTS=serving .venv/bin/python -m bench`)"
+EXAMPLE = Path(__file__).resolve().parents[1] / "src" / "gitops_ml" / "example" / "data" / "churn.csv"
+PYPROJECT = """\
+[project]
+name = "bench-serving"
+version = "0.0.1"
+
+[tool.gitops-ml]
+model_name = "churn-classifier"
+task = "classification"
+data = "data/churn.csv"
+target = "churned"
+time_column = "snapshot_date"
+schema = "gitops_ml.example.schema:ChurnSchema"
+model_factory = "gitops_ml.example.model:build_model"
+"""
+ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "BENTOML_DO_NOT_TRACK": "True", "DO_NOT_TRACK": "1",
+       "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false", "OMP_NUM_THREADS": "1"}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    concurrency: int
+    batch: int  # 0: one record per request (the single-record endpoint)
+    requests: int
+
+
+@dataclass(frozen=True)
+class Measure:
+    requests: int
+    rows: int
+    failures: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.rows / self.seconds
+
+
+# -- servers ---------------------------------------------------------------------------------
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(url: str, process: subprocess.Popen, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args[:3]} exited with {process.returncode} before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"{url} did not answer within {timeout}s")
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, 15)
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, 9)
+        process.wait(timeout=10)
+    except ProcessLookupError:
+        pass
+
+
+def start(command: list[str], cwd: Path, env: dict, log: Path, ready: str) -> subprocess.Popen:
+    with open(log, "ab") as handle:
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=handle, stderr=handle, start_new_session=True)
+    try:
+        wait_for(ready, process)
+    except Exception:
+        stop(process)
+        raise
+    return process
+
+
+# -- load ------------------------------------------------------------------------------------
+def drive(port: int, path: str, bodies: list[bytes], rows_each: int, concurrency: int, expect: int = 200) -> Measure:
+    """Send every body once from ``concurrency`` threads, each with its own keep-alive connection;
+    an answer other than ``expect`` counts as a failure."""
+    local = threading.local()
+    latencies: list[float] = []
+    failures = 0
+    lock = threading.Lock()
+
+    def send(body: bytes) -> None:
+        nonlocal failures
+        connection = getattr(local, "connection", None)
+        if connection is None:
+            connection = local.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        started = time.perf_counter()
+        try:
+            connection.request("POST", path, body, {"Content-Type": "application/json"})
+            answer = connection.getresponse()
+            answer.read()
+            ok = answer.status == expect
+        except (OSError, http.client.HTTPException):
+            ok = False
+            local.connection = None
+        elapsed = time.perf_counter() - started
+        with lock:
+            latencies.append(elapsed)
+            failures += not ok
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(send, bodies))
+    seconds = time.perf_counter() - started
+    return Measure(len(bodies), len(bodies) * rows_each, failures, seconds, *percentiles(latencies))
+
+
+def percentiles(latencies: list[float]) -> tuple[float, float]:
+    """(p50, p99) in milliseconds."""
+    latencies = sorted(latencies)
+    return latencies[len(latencies) // 2] * 1000, latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
+
+
+def bodies_for(records: list[dict], scenario: Scenario, wrap) -> list[bytes]:
+    size = scenario.batch or 1
+    out = []
+    for i in range(scenario.requests):
+        start_at = (i * size) % (len(records) - size)
+        chunk = records[start_at: start_at + size]
+        out.append(json.dumps(wrap(chunk, scenario.batch)).encode())
+    return out
+
+
+def bento_body(chunk: list[dict], batch: int):
+    return chunk if batch else chunk[0]
+
+
+def mlflow_body(chunk: list[dict], batch: int):
+    return {"dataframe_records": chunk}
+
+
+def in_process(model, records: list[dict], scenario: Scenario) -> Measure:
+    """One caller, no HTTP: records -> DataFrame -> predict_proba and the most probable label."""
+    import pandas as pd
+    from threadpoolctl import threadpool_limits
+
+    size = scenario.batch or 1
+    latencies = []
+    with threadpool_limits(1):
+        started = time.perf_counter()
+        for i in range(scenario.requests):
+            start_at = (i * size) % (len(records) - size)
+            begin = time.perf_counter()
+            frame = pd.DataFrame.from_records(records[start_at: start_at + size])
+            scores = model.predict_proba(frame)  # the bento's work: probabilities, label = most probable
+            model.classes_[scores.argmax(axis=1)]
+            latencies.append(time.perf_counter() - begin)
+        seconds = time.perf_counter() - started
+    return Measure(scenario.requests, scenario.requests * size, 0, seconds, *percentiles(latencies))
+
+
+# -- the run ---------------------------------------------------------------------------------
+def prepare(folder: Path):
+    """A scratch project, trained once; returns (spec, records of its data without the target)."""
+    from gitops_ml.config import load_spec
+    from gitops_ml.data import read_table
+    from gitops_ml.train import train
+
+    (folder / "data").mkdir(parents=True)
+    shutil.copy(EXAMPLE, folder / "data" / "churn.csv")
+    (folder / "pyproject.toml").write_text(PYPROJECT)
+    spec = load_spec(folder)
+    train(spec)
+    frame = read_table(spec.data_uri).drop(columns=[spec.target])
+    records = json.loads(frame.to_json(orient="records"))  # NaN -> null, as a client would send
+    return spec, records
+
+
+def scenarios(quick: bool) -> list[Scenario]:
+    single, batch = (30, 10) if quick else (300, 60)
+    return [Scenario(c, b, single if b == 0 else batch) for b in (0, 100) for c in (1, 8, 32)]
+
+
+def mixed_load(port: int, records: list[dict], log_dir: Path, total: int) -> dict:
+    """The test suite's load test, larger: 16 good and 16 malformed clients at once on ``/predict``."""
+    from gitops_ml.serve.inference_log import read_log
+
+    before = read_log(str(log_dir)).rows
+    bad = [json.dumps(records[0] | {"age": "old"}).encode(), json.dumps({"contract": "weekly"}).encode(),
+           json.dumps(records[1] | {"unknown_field": 1}).encode(), b"{not json"]
+    good_bodies = [json.dumps(records[i % len(records)]).encode() for i in range(total * 3 // 4)]
+    bad_bodies = [bad[i % len(bad)] for i in range(total - len(good_bodies))]
+    results: dict[str, Measure] = {}
+    threads = [
+        threading.Thread(target=lambda: results.update(good=drive(port, "/predict", good_bodies, 1, 16))),
+        threading.Thread(target=lambda: results.update(bad=drive(port, "/predict", bad_bodies, 1, 16, expect=400))),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    deadline = time.monotonic() + 30
+    while read_log(str(log_dir)).rows - before < len(good_bodies) and time.monotonic() < deadline:
+        time.sleep(0.3)
+    metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    dropped = sum(float(line.split()[-1]) for line in metrics.splitlines()
+                  if line.startswith("gitops_ml_inference_log_dropped_rows_total"))
+    return {"good": len(good_bodies), "bad": len(bad_bodies), "good_failed": results["good"].failures,
+            "bad_not_refused": results["bad"].failures, "logged": read_log(str(log_dir)).rows - before,
+            "dropped": int(dropped)}
+
+
+def run(quick: bool = False) -> str:
+    for key, value in ENV.items():
+        os.environ.setdefault(key, value)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    scratch = Path(tempfile.mkdtemp(prefix="bench-serving-"))
+    processes: list[subprocess.Popen] = []
+    try:
+        return _run(scratch, quick, processes)
+    finally:
+        for process in processes:
+            stop(process)
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _run(scratch: Path, quick: bool, processes: list[subprocess.Popen]) -> str:
+    from gitops_ml.serve.package import package
+
+    started = time.perf_counter()
+    project = scratch / "project"
+    spec, records = prepare(project)
+    env = {**os.environ, **ENV, "BENTOML_HOME": str(project / ".bentoml"), "GITOPS_ML_PROJECT": str(project)}
+    os.environ["BENTOML_HOME"] = env["BENTOML_HOME"]
+    try:
+        result = package(spec, 1)
+    finally:
+        os.environ.pop("BENTOML_HOME", None)
+    bin_dir = Path(sys.executable).parent
+    bento_port, mlflow_port = free_port(), free_port()
+    processes.append(start([str(bin_dir / "gitops-ml"), "serve", "1", "--port", str(bento_port)], project, env,
+                           scratch / "bento.log", f"http://127.0.0.1:{bento_port}/readyz"))
+    processes.append(start([str(bin_dir / "mlflow"), "models", "serve", "-m", "models:/churn-classifier/1",
+                            "--env-manager", "local", "--host", "127.0.0.1", "--port", str(mlflow_port),
+                            "--workers", "1"],
+                           # mlflow execs `uvicorn` by name: the virtualenv's bin must be on PATH.
+                           project, {**env, "MLFLOW_TRACKING_URI": spec.tracking,
+                                     "PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"},
+                           scratch / "mlflow.log",
+                           f"http://127.0.0.1:{mlflow_port}/ping"))
+
+    import mlflow.sklearn
+
+    from gitops_ml import tracking
+
+    tracking.connect(spec)
+    model = mlflow.sklearn.load_model("models:/churn-classifier/1")
+    rows = []
+    for scenario in scenarios(quick):
+        # Warm both servers up; BentoML's batching dispatcher calibrates on its first ~20 calls.
+        warm = Scenario(scenario.concurrency, scenario.batch, max(scenario.concurrency * 2, 30))
+        path = "/predict_batch" if scenario.batch else "/predict"
+        drive(bento_port, path, bodies_for(records, warm, bento_body), scenario.batch or 1, scenario.concurrency)
+        drive(mlflow_port, "/invocations", bodies_for(records, warm, mlflow_body), scenario.batch or 1,
+              scenario.concurrency)
+        bento = drive(bento_port, path, bodies_for(records, scenario, bento_body), scenario.batch or 1,
+                      scenario.concurrency)
+        other = drive(mlflow_port, "/invocations", bodies_for(records, scenario, mlflow_body), scenario.batch or 1,
+                      scenario.concurrency)
+        limit = in_process(model, records, Scenario(1, scenario.batch, min(scenario.requests, 200)))
+        rows.append((scenario, bento, other, limit))
+        print(f"bench serving: c={scenario.concurrency} batch={scenario.batch or 1}: bentoml {bento.rps:.0f} req/s "
+              f"p99 {bento.p99_ms:.0f} ms; mlflow {other.rps:.0f} req/s p99 {other.p99_ms:.0f} ms",
+              file=sys.stderr, flush=True)
+    load = mixed_load(bento_port, records, project / "logs" / "inference", 400 if quick else 2000)
+    return render(rows, load, quick, time.perf_counter() - started, result.bento_tag)
+
+
+def render(rows, load: dict, quick: bool, seconds: float, bento_tag: str) -> str:
+    lines = [
+        "## Serving",
+        "",
+        f"Command: {COMMAND}{' with `BENCH_QUICK=1`' if quick else ''}. Took {seconds:.0f} s.",
+        "",
+        f"The bento `{bento_tag}` under `bentoml serve` (`gitops-ml serve`) against `mlflow models serve "
+        "--env-manager local --workers 1` of the same registered version, over loopback, on the same "
+        "machine as the client. One worker each, `OMP_NUM_THREADS=1`. Requests: `/predict` (one record) "
+        "or `/predict_batch` (100 records) on the bento, `/invocations` with `dataframe_records` on MLflow. "
+        "In-process: one caller, records -> DataFrame -> `predict_proba` (label = most probable class, "
+        "as the bento does), no HTTP. The bento answers a label and a probability per row; MLflow's "
+        "`/invocations` answers the label only (`predict`).",
+        "",
+        "| records/request | concurrency | requests | BentoML req/s | MLflow req/s | throughput ratio | "
+        "BentoML p50 / p99 ms | MLflow p50 / p99 ms | p99 ratio | in-process rows/s | BentoML / in-process | "
+        "failed (BentoML / MLflow) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for scenario, bento, other, limit in rows:
+        lines.append(
+            f"| {scenario.batch or 1} | {scenario.concurrency} | {bento.requests} | {bento.rps:.0f} | {other.rps:.0f} "
+            f"| {bento.rps / other.rps:.2f} | {bento.p50_ms:.1f} / {bento.p99_ms:.1f} "
+            f"| {other.p50_ms:.1f} / {other.p99_ms:.1f} | {bento.p99_ms / other.p99_ms:.2f} "
+            f"| {limit.rows_per_s:.0f} | {bento.rows_per_s / limit.rows_per_s:.2f} "
+            f"| {bento.failures} / {other.failures} |")
+    short = []
+    for scenario, bento, other, _ in rows:
+        missed = [name for name, worse in (("throughput", bento.rps < other.rps), ("p99", bento.p99_ms > other.p99_ms))
+                  if worse]
+        if missed:
+            where = f"{scenario.batch or 1} record(s) at concurrency {scenario.concurrency}"
+            short.append(f"{where} ({' and '.join(missed)})")
+    lines += [
+        "",
+        "Goal: at least MLflow's throughput with a lower p99 everywhere. "
+        + (f"Short of it: {'; '.join(short)}. " if short else "Met in every row. ")
+        + "Why the bento can fall short with one caller: it does more per request than "
+        "`/invocations` (checks every field against the contract, computes the probability, queues "
+        "the rows for the inference log, stamps identity headers) on a heavier server stack "
+        "(BentoML's tracing and metrics middleware), and batching cannot help a lone caller; "
+        "with 100-record batches BentoML's adaptive dispatcher also waits a little for company. "
+        "Under concurrency batching wins: single records are predicted in bulk, which MLflow "
+        "does one request at a time. With 32 clients sending 100-record batches both servers are "
+        "CPU-bound on 2 cores shared with the 32 client threads, and their tails are alike.",
+        "",
+        "Throughput ratio: BentoML over MLflow (above 1: the bento serves more). p99 ratio: BentoML over "
+        "MLflow (below 1: the bento's tail is shorter). BentoML / in-process: the share of the "
+        "no-HTTP limit the served bento reaches, in rows per second.",
+        "",
+        f"Mixed load at concurrency 32 (16 good + 16 malformed clients): {load['good']} good `/predict` "
+        f"requests, {load['good_failed']} failed; {load['bad']} malformed, {load['bad_not_refused']} not "
+        f"answered 400; the inference log gained {load['logged']} rows for {load['good']} good rows with "
+        f"{load['dropped']} counted drops.",
+        "",
+    ]
+    return "\n".join(lines)

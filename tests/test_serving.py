@@ -1,0 +1,219 @@
+"""Packaging and serving a version the engine trained: real bentos, real `bentoml serve`, real HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psutil
+import pytest
+
+from gitops_ml.config import load_spec
+from gitops_ml.errors import ConfigError
+from gitops_ml.serve.inference_log import read_log
+from gitops_ml.serve.package import package
+from gitops_ml.serve.smoke import call, sample_rows
+
+from .conftest import copy_project, free_port, stop, wait_for
+
+GITOPS = str(Path(sys.executable).parent / "gitops-ml")
+pytestmark = pytest.mark.slow
+
+
+class Served:
+    """A project copy, its bento, and `gitops-ml serve` running it on 127.0.0.1."""
+
+    def __init__(self, root: Path, bento_tag: str, port: int, process: subprocess.Popen):
+        self.root = root
+        self.bento_tag = bento_tag
+        self.url = f"http://127.0.0.1:{port}"
+        self.process = process
+        self.log_dir = root / "logs" / "inference"
+
+    def logged_rows(self) -> int:
+        return read_log(str(self.log_dir)).rows
+
+    def metric(self, name: str) -> float:
+        text = call(f"{self.url}/metrics").body.decode()
+        match = re.search(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+]+)$", text, re.MULTILINE)
+        return float(match.group(1)) if match else 0.0
+
+
+def environment(root: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("BENTOML_HOME", "MLFLOW_TRACKING_URI")}
+    return env | {"GITOPS_ML_PROJECT": str(root)}
+
+
+@pytest.fixture(scope="module")
+def served(trained_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    root = copy_project(trained_project, tmp_path_factory.mktemp("serving") / "project")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("BENTOML_HOME", raising=False)
+        result = package(load_spec(root))
+    port = free_port()
+    with open(root / "serve.log", "ab") as server_log:
+        process = subprocess.Popen([GITOPS, "serve", "1", "--port", str(port)], cwd=root, env=environment(root),
+                                   stdout=subprocess.DEVNULL, stderr=server_log, start_new_session=True)
+        try:
+            wait_for(f"http://127.0.0.1:{port}/readyz", timeout=120, process=process)
+            yield Served(root, result.bento_tag, port, process)
+        finally:
+            stop(process)
+
+
+def test_package_builds_a_bento_with_a_dockerfile_and_reuses_it(served, tmp_path, monkeypatch):
+    monkeypatch.delenv("BENTOML_HOME", raising=False)
+    monkeypatch.chdir(tmp_path)
+    spec = load_spec(served.root)
+    again = package(spec, 1, export_dir=Path("exported"))  # a relative export directory
+    assert again.bento_tag == served.bento_tag and again.model_version == 1
+    assert Path(again.dockerfile).is_file() and again.dockerfile.endswith("env/docker/Dockerfile")
+    assert again.dockerfile.startswith(str(served.root / ".bentoml"))
+    assert again.archive == str(tmp_path / "exported" / f"{served.bento_tag.replace(':', '-')}.bento")
+    assert Path(again.archive).stat().st_size > 100_000  # the model travels inside the archive
+    assert sorted(p.name for p in (served.root / ".bentoml" / "bentos").iterdir()) == ["churn-classifier"]
+    built = [p.name for p in (served.root / ".bentoml" / "bentos" / "churn-classifier").iterdir()]
+    assert sorted(built) == sorted(["latest", served.bento_tag.split(":")[1]])  # reused, not rebuilt
+    build = (Path(again.dockerfile).parents[2] / "src" / "bentofile.yaml").read_text()
+    assert "lock_packages: false" in build and "- mlflow==" in build and "- skops==" in build
+
+
+def test_package_refuses_an_unknown_version(served, monkeypatch):
+    monkeypatch.delenv("BENTOML_HOME", raising=False)
+    with pytest.raises(ConfigError, match="no version 7"):
+        package(load_spec(served.root), 7)
+
+
+def test_package_cli_json(served):
+    done = subprocess.run([GITOPS, "package", "1", "--json"], cwd=served.root, env=environment(served.root),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    payload = json.loads(done.stdout)
+    assert payload["bento_tag"] == served.bento_tag and payload["archive"] is None
+    assert set(payload) == {"bento_tag", "model_version", "model_tag", "archive", "dockerfile"}
+
+
+def test_metadata_and_headers_say_which_model_answers(served):
+    spec = load_spec(served.root)
+    answer = call(f"{served.url}/metadata")
+    assert answer.status == 200
+    metadata = answer.json()
+    assert metadata["model_name"] == "churn-classifier" and metadata["model_version"] == 1
+    assert len(metadata["data_fingerprint"]) == 64 and metadata["classes"] == [0, 1]
+    assert metadata["inference_log"] == str(served.log_dir.resolve())
+    record = sample_rows(spec, [c["name"] for c in metadata["contract"]["columns"]], 1)[0]
+    predicted = call(f"{served.url}/predict", "POST", record)
+    assert predicted.status == 200
+    assert predicted.headers["x-model-version"] == "1"
+    assert predicted.headers["x-data-fingerprint"] == metadata["data_fingerprint"]
+    body = predicted.json()
+    assert body["prediction"] in (0, 1) and 0 <= body["probability"] <= 1
+
+
+def test_smoke_passes_and_fails_on_the_wrong_version(served):
+    env = environment(served.root)
+    done = subprocess.run([GITOPS, "smoke", served.url, "--expect-version", "1", "--json"], cwd=served.root,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout)
+    assert result["passed"] and result["model_version"] == 1
+    assert {c["name"] for c in result["checks"]} >= {"readyz", "livez", "model version", "data fingerprint",
+                                                      "predict", "predict_batch", "bad request refused"}
+    wrong = subprocess.run([GITOPS, "smoke", served.url, "--expect-version", "2"], cwd=served.root,
+                           env=env, capture_output=True, text=True, timeout=300)
+    assert wrong.returncode == 1
+    assert "model version" in wrong.stderr
+    nobody = subprocess.run([GITOPS, "smoke", f"http://127.0.0.1:{free_port()}", "--wait", "1"], cwd=served.root,
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert nobody.returncode == 1
+
+
+def bad_requests(record: dict, max_batch: int) -> list[tuple[str, object, str]]:
+    """(route, body, what the 400 must name)."""
+    missing = {k: v for k, v in record.items() if k != "tenure_months"}
+    return [
+        ("/predict", record | {"age": "old"}, "age"),  # wrong type
+        ("/predict", missing, "tenure_months"),  # missing field
+        ("/predict", record | {"monthly_charges": 9999}, "monthly_charges"),  # out of range
+        ("/predict", record | {"contract": "weekly"}, "contract"),  # unknown category
+        ("/predict", record | {"favourite_colour": "red"}, "favourite_colour"),  # extra field (rejected)
+        ("/predict_batch", [], "too_short"),  # empty batch
+        ("/predict_batch", [record] * (max_batch + 1), "too_long"),  # above serving.max_batch_size
+        ("/predict_batch", [record, record | {"region": "moon"}], "region"),  # one bad row in a batch
+        ("/predict", b"{this is not json", "json_invalid"),
+    ]
+
+
+def test_bad_requests_get_400_naming_the_field_then_good_ones_200(served):
+    spec = load_spec(served.root)
+    metadata = call(f"{served.url}/metadata").json()
+    record = sample_rows(spec, [c["name"] for c in metadata["contract"]["columns"]], 1)[0]
+    for route, body, named in bad_requests(record, spec.serving.max_batch_size):
+        answer = call(f"{served.url}{route}", "POST", body)
+        assert answer.status == 400, (route, named, answer.status, answer.body[:300])
+        assert named.encode() in answer.body, (route, named, answer.body[:300])
+        assert call(f"{served.url}/predict", "POST", record).status == 200
+
+
+def test_bounded_load_of_good_and_malformed_requests(served):
+    """Concurrent good and bad requests: no good one fails, the log holds exactly the good rows
+    (minus counted drops), and the worker's memory stays flat."""
+    spec = load_spec(served.root)
+    metadata = call(f"{served.url}/metadata").json()
+    records = sample_rows(spec, [c["name"] for c in metadata["contract"]["columns"]], 50)
+    bad = bad_requests(records[0], spec.serving.max_batch_size)
+    worker = max(psutil.Process(served.process.pid).children(recursive=True), key=lambda p: p.memory_info().rss)
+
+    def wait_for_log(expected: int) -> int:
+        deadline = time.monotonic() + 15
+        while served.logged_rows() < expected and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return served.logged_rows()
+
+    def one(i: int) -> tuple[bool, int, bool]:
+        """(good, rows that should be logged, answered as expected)"""
+        if i % 4 == 3:
+            route, body, _ = bad[i % len(bad)]
+            return False, 0, call(f"{served.url}{route}", "POST", body).status == 400
+        if i % 4 == 1:
+            batch = records[i % 40: i % 40 + 5]
+            answer = call(f"{served.url}/predict_batch", "POST", batch)
+            return True, len(batch), answer.status == 200 and len(answer.json()) == len(batch)
+        answer = call(f"{served.url}/predict", "POST", records[i % 50])
+        return True, 1, answer.status == 200 and "prediction" in answer.json()
+
+    rss = []
+    lock = threading.Lock()
+    outcomes = []
+    logged_before = wait_for_log(0)
+    dropped_before = served.metric("gitops_ml_inference_log_dropped_rows_total")
+    for rounds in range(3):
+        with ThreadPoolExecutor(8) as pool:
+            for outcome in pool.map(one, range(rounds * 200, rounds * 200 + 200)):
+                with lock:
+                    outcomes.append(outcome)
+        rss.append(worker.memory_info().rss)
+    good = [o for o in outcomes if o[0]]
+    assert all(ok for _, _, ok in good), f"{sum(not ok for _, _, ok in good)} good requests failed"
+    assert all(ok for is_good, _, ok in outcomes if not is_good), "a malformed request was not answered 400"
+    expected = sum(rows for _, rows, _ in good)
+    dropped = served.metric("gitops_ml_inference_log_dropped_rows_total") - dropped_before
+    assert wait_for_log(logged_before + expected - dropped) - logged_before == expected - dropped
+    assert served.metric("gitops_ml_inference_log_written_rows_total") >= expected - dropped
+    # Flat: after the first round warmed everything up, later rounds add less than 25 MB.
+    assert rss[-1] - rss[0] < 25 * 2**20, [r // 2**20 for r in rss]
+
+
+def test_serve_refuses_an_environment_that_runs_nothing(served):
+    done = subprocess.run([GITOPS, "serve", "--env", "staging", "--port", str(free_port())], cwd=served.root,
+                          env=environment(served.root), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "staging" in done.stderr

@@ -1,0 +1,190 @@
+"""Serving parts that need no server: the request contract and the inference log."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandera.pandas as pa
+import pytest
+from pydantic import ValidationError
+
+from gitops_ml.example.schema import ChurnSchema
+from gitops_ml.serve.contract import derive_contract, request_model, to_frame
+from gitops_ml.serve.inference_log import LogWriter, read_log
+
+GOOD = {
+    "snapshot_date": "2025-10-19", "age": 44.0, "tenure_months": 15, "monthly_charges": 73.09,
+    "total_charges": 1137.64, "support_calls": 5, "contract": "one-year", "internet_service": "fiber",
+    "payment_method": "bank-transfer", "paperless_billing": "yes", "region": "north",
+}
+
+
+@pytest.fixture(scope="module")
+def contract() -> dict:
+    return derive_contract(ChurnSchema.to_schema(), exclude={"churned"})
+
+
+def errors_of(model, payload) -> dict[str, str]:
+    with pytest.raises(ValidationError) as caught:
+        model.model_validate_json(json.dumps(payload))
+    return {".".join(str(p) for p in e["loc"]): e["type"] for e in caught.value.errors()}
+
+
+def test_contract_follows_the_pandera_schema(contract):
+    columns = {c["name"]: c for c in contract["columns"]}
+    assert "churned" not in columns
+    assert list(columns) == [c for c in ChurnSchema.to_schema().columns if c != "churned"]
+    assert columns["age"] == {"name": "age", "type": "number", "nullable": True, "required": True, "ge": 18, "le": 100}
+    assert columns["tenure_months"]["type"] == "integer"
+    assert columns["contract"]["isin"] == ["month-to-month", "one-year", "two-year"]
+    assert columns["snapshot_date"]["pattern"].startswith("^")
+    assert contract["unenforced"] == []
+
+
+def test_good_record_passes_and_nullable_fields_may_be_null_or_absent(contract):
+    model = request_model(contract)
+    assert model.model_validate_json(json.dumps(GOOD)).model_dump() == GOOD
+    sparse = {k: v for k, v in GOOD.items() if k not in ("age", "region")} | {"total_charges": None}
+    dumped = model.model_validate_json(json.dumps(sparse)).model_dump()
+    assert dumped["age"] is None and dumped["region"] is None and dumped["total_charges"] is None
+
+
+@pytest.mark.parametrize(("change", "field", "kind"), [
+    ({"age": "44"}, "age", "value_error"),  # a string is not a number
+    ({"age": 150}, "age", "less_than_equal"),  # out of range
+    ({"tenure_months": 1.5}, "tenure_months", "int_type"),
+    ({"tenure_months": None}, "tenure_months", "int_type"),  # not nullable
+    ({"contract": "weekly"}, "contract", "literal_error"),  # unknown category
+    ({"paperless_billing": True}, "paperless_billing", "value_error"),
+    ({"snapshot_date": "19/10/2025"}, "snapshot_date", "string_pattern_mismatch"),
+    ({"monthly_charges": float("inf")}, "monthly_charges", "finite_number"),
+    ({"extra": 1}, "extra", "extra_forbidden"),
+])
+def test_each_bad_field_is_named(contract, change, field, kind):
+    assert errors_of(request_model(contract), GOOD | change) == {field: kind}
+
+
+def test_every_failing_field_is_listed_at_once(contract):
+    payload = {k: v for k, v in GOOD.items() if k != "contract"} | {"age": -1, "region": "moon"}
+    assert errors_of(request_model(contract), payload) == {
+        "age": "greater_than_equal", "contract": "missing", "region": "literal_error"}
+
+
+def test_extra_fields_can_be_ignored(contract):
+    model = request_model(contract, extra_fields="ignore")
+    assert model.model_validate_json(json.dumps(GOOD | {"extra": 1})).model_dump() == GOOD
+
+
+def test_columns_that_are_not_identifiers_work():
+    schema = pa.DataFrameSchema({
+        "monthly charges": pa.Column(float, pa.Check.in_range(0, 10)),
+        "model_config": pa.Column(str, pa.Check.str_length(1, 3)),
+        "flag": pa.Column(bool, pa.Check(lambda s: s.notna()), nullable=True),
+    })
+    contract = derive_contract(schema)
+    assert contract["unenforced"] == ["flag: <lambda>"] or contract["unenforced"][0].startswith("flag:")
+    model = request_model(contract)
+    record = model.model_validate_json('{"monthly charges": 3, "model_config": "ab", "flag": null}')
+    assert record.model_dump() == {"monthly charges": 3.0, "model_config": "ab", "flag": None}
+    assert set(errors_of(model, {"monthly charges": 11, "model_config": "abcd"})) == {"monthly charges", "model_config"}
+
+
+def test_to_frame_gives_the_training_dtypes(contract):
+    model = request_model(contract)
+    rows = [model.model_validate_json(json.dumps(r)).model_dump() for r in (GOOD, GOOD | {"age": None})]
+    frame = to_frame(rows, contract)
+    assert list(frame.columns) == [c["name"] for c in contract["columns"]]
+    assert str(frame["tenure_months"].dtype) == "int64" and str(frame["age"].dtype) == "float64"
+    assert frame["age"].isna().tolist() == [False, True]
+    sparse = to_frame([rows[0] | {"region": None}, rows[0]], contract)
+    assert sparse["region"].isna().tolist() == [True, False]  # NaN, as pandas reads a gap in training data
+
+
+# -- inference log ---------------------------------------------------------------------------
+def writer(folder: Path, **options) -> LogWriter:
+    return LogWriter(folder, model_name="churn-classifier", model_version=3, data_fingerprint="ab" * 32,
+                     flush_seconds=0.05, **options)
+
+
+def test_log_lines_have_the_agreed_format(tmp_path):
+    log = writer(tmp_path / "log")
+    assert log.submit([GOOD, GOOD | {"age": None}], [1, 0], [0.8, 0.2]) == 2
+    log.close()
+    [path] = list((tmp_path / "log").iterdir())
+    assert path.name.startswith("predictions-") and path.name.endswith(".jsonl")
+    first = json.loads(path.read_text().splitlines()[0])
+    assert list(first) == ["timestamp", "model_name", "model_version", "data_fingerprint", "features",
+                           "prediction", "probability"]
+    assert first["timestamp"].endswith("Z") and first["model_version"] == 3
+    assert first["features"] == GOOD and first["prediction"] == 1 and first["probability"] == 0.8
+
+
+def test_read_log_frame_filters_and_counts_corrupt_lines(tmp_path):
+    log = writer(tmp_path)
+    log.submit([GOOD] * 3, [1, 0, 1], [0.9, 0.1, 0.7])
+    log.close()
+    other = LogWriter(tmp_path, model_name="churn-classifier", model_version=4, data_fingerprint="cd",
+                      flush_seconds=0.05)
+    other.submit([GOOD], [0], [None])
+    other.close()
+    # A crash mid-write leaves a partial last line; a person may have edited a file.
+    with open(sorted(tmp_path.iterdir())[0], "a", encoding="utf-8") as handle:
+        handle.write('{"timestamp": "2026-11-23T14:00:00Z", "model_na')
+    read = read_log(str(tmp_path))
+    assert (read.rows, read.corrupt_lines, read.files) == (4, 1, 2)
+    assert list(read.frame.columns) == [*GOOD, "prediction", "probability", "timestamp", "model_version"]
+    assert str(read.frame["timestamp"].dtype) == "datetime64[ns, UTC]"
+    assert read_log(str(tmp_path), model_version=4).rows == 1
+    assert read_log(str(tmp_path), since=datetime.now(UTC) + timedelta(minutes=1)).rows == 0
+    assert read_log(str(tmp_path), since=datetime.now(UTC) - timedelta(minutes=5)).rows == 4
+
+
+def test_missing_log_is_empty_not_an_error(tmp_path):
+    read = read_log(str(tmp_path / "nothing-here"))
+    assert read.rows == 0 and read.files == 0
+    assert {"prediction", "probability", "timestamp", "model_version"} <= set(read.frame.columns)
+
+
+def test_full_queue_drops_and_counts_instead_of_blocking(tmp_path):
+    dropped: list[int] = []
+    log = writer(tmp_path, capacity=5, on_drop=dropped.append)
+    started = time.perf_counter()
+    assert log.submit([GOOD] * 8, [1] * 8) == 5
+    assert time.perf_counter() - started < 0.5
+    log.close()
+    assert log.dropped == 3 and dropped == [3]
+    assert read_log(str(tmp_path)).rows == 5
+
+
+def test_rotation_by_size_and_by_time(tmp_path):
+    by_size = writer(tmp_path / "size", rotate_bytes=1)
+    for _ in range(3):
+        by_size.submit([GOOD], [1])
+        assert by_size.flush()
+    by_size.close()
+    assert len(list((tmp_path / "size").iterdir())) == 3
+    by_time = writer(tmp_path / "time", rotate_seconds=0.2)
+    by_time.submit([GOOD], [1])
+    assert by_time.flush()
+    time.sleep(0.4)
+    by_time.submit([GOOD], [1])
+    by_time.close()
+    assert len(list((tmp_path / "time").iterdir())) == 2
+    assert read_log(str(tmp_path / "time")).rows == 2
+
+
+def test_written_rows_are_on_disk_before_close(tmp_path):
+    log = writer(tmp_path)
+    log.submit([GOOD] * 4, [1] * 4)
+    assert log.flush()
+    # Not closed: what a crash would leave behind is already readable.
+    assert read_log(str(tmp_path)).rows == 4
+    log.close()
+
+
+def test_uri_other_than_file_is_refused_with_the_location(tmp_path):
+    with pytest.raises(ValueError, match="s3://bucket/log"):
+        writer("s3://bucket/log")  # type: ignore[arg-type]
