@@ -30,7 +30,7 @@ from rich.table import Table
 
 from .example import drifted_batch
 
-console = Console(highlight=False)
+console = Console(highlight=False, width=int(os.environ.get("COLUMNS", "120")))
 TRAFFIC_ROWS = 1500  # enough rows for a sound drift statement, few enough to send in seconds
 BATCH = 100
 
@@ -192,35 +192,45 @@ class Demo:
     def traffic(self) -> str:
         self.start_server("traffic", "--env", "production")
         batch = drifted_batch(TRAFFIC_ROWS, "moderate", seed=11)
-        target = "churned"
-        features = batch.drop(columns=[target])
+        features = batch.drop(columns=["churned"])
         sent = 0
         for start in range(0, len(features), BATCH):
             rows = json.loads(features.iloc[start : start + BATCH].to_json(orient="records"))
-            self.post("/predict_batch", {"records": rows})
+            self.post("/predict_batch", rows)
             sent += len(rows)
-        # The labels arrive later, as they do in production: the feedback file retraining learns from.
-        feedback = self.project / "data" / "feedback.csv"
-        batch.to_csv(feedback, index=False)
         self.stop_server()  # flushes the inference log
+        self.record_feedback(batch)
         return f"{sent} rows of moderately drifted traffic served and logged; labels in data/feedback.csv"
 
+    def record_feedback(self, batch) -> None:
+        """The labels arrive later, as in production: a feedback file that retraining learns from,
+        declared in the spec the way a team would declare its own."""
+        (self.project / "data" / "feedback.csv").write_text(batch.to_csv(index=False), encoding="utf-8")
+        pyproject = self.project / "pyproject.toml"
+        text = pyproject.read_text(encoding="utf-8")
+        section = "[tool.gitops-ml.drift]\n"
+        if section not in text:
+            raise StepFailed(f"{pyproject} has no {section.strip()} section to declare the feedback data in")
+        pyproject.write_text(text.replace(section, section + 'feedback = "data/feedback.csv"\n'), encoding="utf-8")
+        self.git("traffic", "add", "pyproject.toml", "data/feedback.csv")
+        self.git("traffic", "commit", "-qm", "Labelled production data for monitoring and retraining")
+        self.git("traffic", "push", "-q", "origin", "main")
+
     def drift_and_retrain(self) -> str:
-        self.git("retrain", "checkout", "-q", "main")
-        drift = self.gitops("drift", "drift", "--env", "production", "--window", "3650d")
-        for key in ("html", "html_report", "report"):
-            if drift.get(key):
-                self.looks["drift report"] = str(drift[key])
-                break
+        drift = self.gitops("drift", "drift", "--env", "production")
+        outputs = drift.get("outputs", {})
+        self.looks["drift report"] = str(outputs.get("report_html", ""))
+        self.looks["drift summary"] = str(outputs.get("summary_md", ""))
         if drift["decision"] != "retrain":
             raise StepFailed(f"drift decided {drift['decision']!r}, expected 'retrain'; see {self.logs / 'drift.log'}")
         retrained = self.gitops("retrain", "retrain", "--env", "production", "--branch")
-        promotion = retrained.get("promotion") or {}
-        if promotion.get("body_file"):
-            self.looks["retraining pull request body"] = str(promotion["body_file"])
+        if retrained["outcome"] != "promoted":
+            raise StepFailed(f"retrain ended {retrained['outcome']!r}: {'; '.join(retrained.get('reasons', []))}")
+        promotion = retrained["promotion"]
+        self.looks["retraining pull request body"] = str(promotion["body_file"])
         return (
-            f"drift: {drift['decision']} ({len(drift.get('drifted_features', []))} features); "
-            f"retrained v{retrained.get('version')} on branch {promotion.get('branch', '?')}"
+            f"drift: {drift['decision']} ({drift['drifted_features']} of {drift['features_checked']} features); "
+            f"v{retrained['new_version']} passed the gates, branch {promotion['branch']}"
         )
 
     # -- the server --------------------------------------------------------------------
@@ -251,7 +261,7 @@ class Demo:
                 time.sleep(0.5)
         raise StepFailed(f"the server did not become ready in 90 s; log: {log.name}")
 
-    def post(self, path: str, payload: dict) -> object:
+    def post(self, path: str, payload: object) -> object:
         request = urllib.request.Request(
             f"{self.url}{path}", data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
         )
@@ -303,7 +313,7 @@ def main() -> int:
             begin = time.monotonic()
             try:
                 step.outcome = step.action()
-            except (StepFailed, subprocess.SubprocessError, OSError, KeyError, ValueError) as exc:
+            except Exception as exc:  # noqa: BLE001 - any failure stops the demo with the step named
                 step.seconds = time.monotonic() - begin
                 step.outcome = f"FAILED: {exc}"
                 failed = step
