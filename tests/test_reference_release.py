@@ -30,3 +30,16 @@ def test_committed_release_agrees_with_its_card_and_the_data(env):
     frame, report = check_data(SPEC)
     assert report.passed
     assert fingerprint(frame) == manifest["data_fingerprint"]
+
+
+def test_a_card_that_does_not_match_is_caught(tmp_path):
+    """The check above can fail: point production at a card of another version."""
+    import shutil
+
+    for part in ("pyproject.toml", "environments", "model_cards"):
+        source = REPO / part
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, tmp_path / part)
+    manifest = tmp_path / "environments" / "production" / "release.yaml"
+    manifest.write_text(manifest.read_text().replace("churn-classifier-v1.md", "churn-classifier-v9.md"))
+    problems = release.manifest_problems(load_spec(tmp_path), "production")
+    assert problems == ["field 'model_card': model_cards/churn-classifier-v9.md does not exist"]
