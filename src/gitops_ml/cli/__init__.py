@@ -6,32 +6,14 @@ Every command prints tables for people and, with ``--json``, one JSON object for
 
 from __future__ import annotations
 
-import sys
-
-import click
-
-from ..errors import GitopsMLError
-from .output import console
+# Each stage's commands register themselves on ``main`` when their module is imported.
+from . import monitor, pipeline, release, serving, template  # noqa: F401
 from .root import main
 
 
 def run() -> None:
-    """Entry point: map the engine's errors to exit codes and one clear line on stderr."""
-    try:
-        main.main(standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(2)
-    except click.Abort:
-        sys.exit(130)
-    except GitopsMLError as exc:
-        console.err(f"error: {exc}")
-        sys.exit(exc.exit_code)
+    """Console-script entry point."""
+    main(prog_name="gitops-ml")
 
-
-# Each stage's commands register themselves on ``main``.
-from . import pipeline  # noqa: E402,F401
 
 __all__ = ["main", "run"]

@@ -1,0 +1,65 @@
+"""Shape the generated repository to the answers: remove what the chosen MLOps level does not
+include, and derive the regression sample from the bundled churn data when the task is regression.
+
+Runs inside the generated folder with the Python that runs cookiecutter: standard library only.
+"""
+
+import csv
+import sys
+from pathlib import Path
+
+LEVEL = int({{ cookiecutter.mlops_level | tojson }})
+TASK = {{ cookiecutter.task | tojson }}
+
+# What each level adds to the one below it. Level 0 is everything not listed here.
+ADDED_AT_LEVEL = {
+    1: [".github/workflows/train.yml", ".github/workflows/drift.yml"],
+    2: [
+        ".github/workflows/pipeline.yml",
+        ".github/workflows/promote.yml",
+        ".github/workflows/verify.yml",
+        ".github/workflows/deploy.yml",
+    ],
+}
+
+CLASSIFICATION_DATA = Path("data/churn.csv")
+REGRESSION_DATA = Path("data/charges.csv")
+# Total charges are monthly charges times tenure (they would leak the target); churn happens after
+# the charges are set, so it is not something the price is predicted from.
+REGRESSION_DROPS = ("total_charges", "churned")
+
+
+def remove_above_level(level: int) -> list[str]:
+    removed = []
+    for added_at, paths in ADDED_AT_LEVEL.items():
+        if added_at > level:
+            for path in paths:
+                Path(path).unlink()
+                removed.append(path)
+    return removed
+
+
+def derive_regression_sample(source: Path, destination: Path) -> int:
+    """The churn sample without the columns a price model must not see; ``monthly_charges`` goes last."""
+    with source.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        kept = [c for c in reader.fieldnames if c not in REGRESSION_DROPS and c != "monthly_charges"]
+        columns = [*kept, "monthly_charges"]
+        rows = [{c: row[c] for c in columns} for row in reader]
+    with destination.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    source.unlink()
+    return len(rows)
+
+
+def main() -> int:
+    remove_above_level(LEVEL)
+    if TASK == "regression":
+        derive_regression_sample(CLASSIFICATION_DATA, REGRESSION_DATA)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,503 @@
+"""The cookiecutter template: bakes per level and task, hooks, offline workflow checks, `gitops-ml new`,
+the wheel that ships the template, and cruft create/update.
+
+Bakes are cheap (about 0.1 s); one bake per configuration is shared by the module's tests.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from cookiecutter.exceptions import FailedHookException
+from cookiecutter.main import cookiecutter
+
+from gitops_ml import __version__, scaffold
+from gitops_ml.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+TEMPLATE = REPO / "template"
+BIN = Path(sys.executable).parent
+EXAMPLE_DATA = REPO / "src" / "gitops_ml" / "example" / "data" / "churn.csv"
+
+# (level, task, python): every level with both tasks, both Python versions at least once.
+MATRIX = [
+    ("0", "classification", "3.11"),
+    ("0", "regression", "3.12"),
+    ("1", "classification", "3.12"),
+    ("1", "regression", "3.11"),
+    ("2", "classification", "3.12"),
+    ("2", "regression", "3.11"),
+]
+
+COMMON_FILES = {
+    ".github/CODEOWNERS",
+    ".github/dependabot.yml",
+    ".github/pull_request_template.md",
+    ".github/workflows/ci.yml",
+    ".gitignore",
+    ".pre-commit-config.yaml",
+    ".python-version",
+    "LICENSE",
+    "Makefile",
+    "README.md",
+    "pyproject.toml",
+    "environments/production/README.md",
+    "environments/staging/README.md",
+    "model_cards/README.md",
+    "src/{package}/__init__.py",
+    "src/{package}/model.py",
+    "src/{package}/schema.py",
+    "tests/conftest.py",
+    "tests/test_model.py",
+    "tests/test_pipeline.py",
+    "tests/test_schema.py",
+}
+LEVEL_WORKFLOWS = {
+    "0": {"ci.yml"},
+    "1": {"ci.yml", "train.yml", "drift.yml"},
+    "2": {"ci.yml", "train.yml", "drift.yml", "pipeline.yml", "promote.yml", "verify.yml", "deploy.yml"},
+}
+DATA_FILE = {"classification": "data/churn.csv", "regression": "data/charges.csv"}
+
+# Every action a generated workflow may use: the full commit SHA of the version in its comment.
+PINS = {
+    "actions/checkout": ("11bd71901bbe5b1630ceea73d27597364c9af683", "v4.2.2"),
+    "actions/setup-python": ("0b93645e9fea7318ecaed2b359559ac225c90a2b", "v5.3.0"),
+    "actions/upload-artifact": ("b4b15b8c7c6ac21ea08fcf65892d2ee8f75cf882", "v4.4.3"),
+    "actions/download-artifact": ("fa0a91b85d4f404e444e00e005971372dc801d16", "v4.1.8"),
+    "actions/cache": ("6849a6489940f00c2f30c0fb92c6274307ccb58a", "v4.1.2"),
+    "actions/github-script": ("60a0d83039c74a4aee543508d2ffcb1c3799cdea", "v7.0.1"),
+    "peter-evans/create-pull-request": ("5e914681df9dc83aa4e4905692ca88beb2f9e91f", "v7.0.5"),
+    "docker/setup-buildx-action": ("c47758b77c9736f4b2ef4073d4d51994fabfe349", "v3.7.1"),
+    "docker/login-action": ("9780b0c442fbb1117ed29e0efdff1e18412f7567", "v3.3.0"),
+}
+MAKE_TARGETS = ["help", "setup", "lint", "test", "validate", "train", "evaluate", "card", "package", "serve",
+                "smoke", "promote", "verify", "deploy", "drift", "retrain", "all"]
+
+
+def bake(output_dir: Path, **answers: str) -> Path:
+    return Path(cookiecutter(str(TEMPLATE), no_input=True, extra_context=answers, output_dir=str(output_dir)))
+
+
+def files_of(project: Path) -> set[str]:
+    return {p.relative_to(project).as_posix() for p in project.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def bakes(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str, str], Path]:
+    """One bake per configuration of the matrix, shared by the module."""
+    root = tmp_path_factory.mktemp("bakes")
+    return {
+        (level, task, python): bake(root / f"l{level}-{task}-{python}", mlops_level=level, task=task,
+                                    python_version=python, project_name=f"Churn L{level} {task}")
+        for level, task, python in MATRIX
+    }
+
+
+def all_bakes(bakes) -> list[tuple[tuple[str, str, str], Path]]:
+    return sorted(bakes.items())
+
+
+# -- what a bake holds ------------------------------------------------------------------------------
+@pytest.mark.parametrize("config", MATRIX, ids=lambda c: "-".join(c))
+def test_bake_has_the_files_of_its_level_and_nothing_else(bakes, config):
+    level, task, _ = config
+    project = bakes[config]
+    package = project.name.replace("-", "_")
+    expected = {f.format(package=package) for f in COMMON_FILES}
+    expected |= {f".github/workflows/{name}" for name in LEVEL_WORKFLOWS[level]}
+    expected.add(DATA_FILE[task])
+    assert files_of(project) == expected
+
+
+@pytest.mark.parametrize("config", MATRIX, ids=lambda c: "-".join(c))
+def test_no_jinja_is_left_and_github_expressions_only_under_github(bakes, config):
+    project = bakes[config]
+    for path in project.rglob("*"):
+        if not path.is_file():
+            continue
+        relative = path.relative_to(project).as_posix()
+        assert not re.search(r"\{\{|\{%|\{#|cookiecutter", relative), relative
+        text = path.read_text(encoding="utf-8")
+        leftovers = re.findall(r"\{%|%\}|\{#|(?<!\$)\{\{|cookiecutter\.", text)
+        assert not leftovers, f"{relative}: unrendered Jinja {leftovers[:3]}"
+        if "${{" in text:
+            assert relative.startswith(".github/"), f"{relative}: GitHub expression outside .github/"
+        else:
+            assert "{{" not in text, f"{relative}: braces left by the template"
+
+
+def test_github_expressions_survive_rendering(bakes):
+    """Workflows copied verbatim and the rendered drift.yml both keep GitHub's ${{ }} intact."""
+    project = bakes[("2", "classification", "3.12")]
+    for name in LEVEL_WORKFLOWS["2"]:
+        text = (project / ".github" / "workflows" / name).read_text()
+        assert "${{ github." in text or "${{ inputs." in text, name
+    drift = (project / ".github" / "workflows" / "drift.yml").read_text()
+    assert "${{ needs.drift.outputs.decision == 'retrain' }}" in drift
+    assert 'cron: "17 6 * * 1"' in drift
+
+
+@pytest.mark.parametrize("config", MATRIX, ids=lambda c: "-".join(c))
+def test_project_settings_follow_the_answers(bakes, config):
+    import tomllib
+
+    level, task, python = config
+    project = bakes[config]
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text())
+    package = project.name.replace("-", "_")
+    spec = pyproject["tool"]["gitops-ml"]
+    assert spec["task"] == task
+    assert spec["data"] == DATA_FILE[task]
+    assert spec["schema"].startswith(f"{package}.schema:")
+    assert spec["model_factory"] == f"{package}.model:build_model"
+    assert "tracking_uri" not in spec  # embedded by default
+    assert spec["release"]["image_repository"] == f"ghcr.io/your-org/{project.name}"
+    assert pyproject["project"]["dependencies"] == [f"gitops-ml=={__version__}"]
+    assert (project / ".python-version").read_text().strip() == python
+    assert pyproject["tool"]["ruff"]["target-version"] == "py" + python.replace(".", "")
+
+    from gitops_ml.config import load_spec
+
+    loaded = load_spec(project)  # the engine accepts it
+    assert loaded.target == ("churned" if task == "classification" else "monthly_charges")
+
+
+def test_template_engine_version_is_the_package_version():
+    context = json.loads((TEMPLATE / "cookiecutter.json").read_text())
+    assert context["_engine_version"] == __version__
+
+
+def test_template_sample_is_the_bundled_example_data():
+    """The template carries its own copy (a checkout-free `cookiecutter <repo>` needs it); keep them equal."""
+    shipped = TEMPLATE / "{{cookiecutter.project_slug}}" / "data" / "churn.csv"
+    assert shipped.read_bytes() == EXAMPLE_DATA.read_bytes()
+
+
+def test_regression_sample_has_the_target_and_no_leaking_columns(bakes):
+    project = bakes[("2", "regression", "3.11")]
+    with (project / "data" / "charges.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    with EXAMPLE_DATA.open() as handle:
+        original = list(csv.DictReader(handle))
+    assert len(rows) == len(original)
+    assert list(rows[0])[-1] == "monthly_charges"
+    assert "total_charges" not in rows[0] and "churned" not in rows[0]
+    assert [r["monthly_charges"] for r in rows[:50]] == [r["monthly_charges"] for r in original[:50]]
+
+
+def test_regression_data_meets_its_contract(bakes):
+    from gitops_ml.config import load_spec
+    from gitops_ml.data import check_data
+
+    spec = load_spec(bakes[("0", "regression", "3.12")])
+    _, report = check_data(spec)
+    assert report.passed, report.as_dict()
+
+
+def test_engine_source_git_points_at_this_repository(tmp_path):
+    import tomllib
+
+    project = bake(tmp_path, engine_source="git", mlflow_tracking_uri="https://mlflow.example.com",
+                   license="MIT", author_name="Ada Lovelace")
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text())
+    assert pyproject["project"]["dependencies"] == [
+        f"gitops-ml @ git+https://github.com/gitops-ml/gitops-ml@v{__version__}"]
+    assert pyproject["tool"]["gitops-ml"]["tracking_uri"] == "https://mlflow.example.com"
+    licence = (project / "LICENSE").read_text()
+    assert licence.startswith("MIT License\n") and "Ada Lovelace" in licence and licence.endswith("SOFTWARE.\n")
+
+
+def test_apache_licence_is_the_full_text(bakes):
+    text = (bakes[("0", "classification", "3.11")] / "LICENSE").read_text()
+    assert "Apache License" in text and "END OF TERMS AND CONDITIONS" in text and text.endswith("License.\n")
+
+
+# -- workflows ----------------------------------------------------------------------------------------
+def workflows(bakes) -> list[Path]:
+    return sorted(p for _, project in all_bakes(bakes) for p in (project / ".github" / "workflows").glob("*.yml"))
+
+
+def test_every_action_is_pinned_to_a_known_full_sha_with_its_version(bakes):
+    for path in workflows(bakes):
+        for line in path.read_text().splitlines():
+            match = re.search(r"uses:\s*([^@\s]+)@(\S+)(.*)$", line)
+            if not match:
+                continue
+            action, ref, comment = match.groups()
+            assert action in PINS, f"{path.name}: {action} is not among the pinned actions"
+            sha, version = PINS[action]
+            assert ref == sha, f"{path.name}: {action}@{ref} is not pinned to {sha}"
+            assert comment.strip() == f"# {version}", f"{path.name}: {action} lacks '# {version}'"
+
+
+def test_workflows_are_hardened(bakes):
+    """Per-job permissions, no workflow-wide grant, no credentials kept, concurrency, artifact retention,
+    and no ${{ }} inside a run: script."""
+    for path in workflows(bakes):
+        document = yaml.safe_load(path.read_text())
+        assert document["permissions"] == {}, f"{path}: workflow-level permissions must be empty"
+        assert "group" in document["concurrency"], path
+        for name, job in document["jobs"].items():
+            assert "permissions" in job, f"{path.name}: job {name} has no permissions"
+            assert "timeout-minutes" in job, f"{path.name}: job {name} has no timeout"
+            for step in job["steps"]:
+                assert "${{" not in step.get("run", ""), f"{path.name}: {step.get('name')}: ${{{{ }}}} in run:"
+                uses = step.get("uses", "")
+                if uses.startswith("actions/checkout@"):
+                    assert step["with"]["persist-credentials"] is False, f"{path.name}: {name}"
+                if uses.startswith("actions/upload-artifact@"):
+                    assert step["with"]["retention-days"] > 0, f"{path.name}: {name}"
+                if uses.startswith("actions/setup-python@") and name != "deploy":
+                    assert step["with"]["cache"] == "pip", f"{path.name}: {name}"
+
+
+def test_check_jsonschema_and_zizmor_find_nothing_offline(bakes):
+    files = [str(p) for p in workflows(bakes)]
+    schema = subprocess.run([BIN / "check-jsonschema", "--builtin-schema", "vendor.github-workflows", *files],
+                            capture_output=True, text=True)
+    assert schema.returncode == 0, schema.stdout + schema.stderr
+    dependabot = [str(project / ".github" / "dependabot.yml") for _, project in all_bakes(bakes)]
+    schema = subprocess.run([BIN / "check-jsonschema", "--builtin-schema", "vendor.dependabot", *dependabot],
+                            capture_output=True, text=True)
+    assert schema.returncode == 0, schema.stdout + schema.stderr
+    for _, project in all_bakes(bakes):
+        for persona in ("regular", "pedantic"):
+            audit = subprocess.run([BIN / "zizmor", "--offline", "--no-progress", "--persona", persona,
+                                    str(project / ".github")], capture_output=True, text=True)
+            assert audit.returncode == 0, f"{project.name} ({persona}):\n{audit.stdout}{audit.stderr}"
+            assert "No findings to report" in audit.stdout + audit.stderr
+
+
+@pytest.mark.parametrize("config", MATRIX, ids=lambda c: "-".join(c))
+def test_readme_lists_every_secret_and_states_githubs_behaviours(bakes, config):
+    project = bakes[config]
+    readme = (project / "README.md").read_text()
+    used = {name for path in (project / ".github" / "workflows").glob("*.yml")
+            for name in re.findall(r"secrets\.(\w+)", path.read_text())}
+    assert bool(used) == (config[0] != "0"), used  # level 0's CI needs no secret
+    for name in used:
+        assert f"`{name}`" in readme, f"README does not list the secret {name}"
+    assert "start no workflows" in readme and "PROMOTION_TOKEN" in readme
+    assert "only on the default branch" in readme and "60 days without activity" in readme
+    if config[0] == "2":
+        for setting in ("`staging`, `production` | environments", "required status check", "code owners"):
+            assert setting in readme, setting
+
+
+def test_the_workflows_call_only_make_targets_that_exist(bakes):
+    project = bakes[("2", "classification", "3.12")]
+    makefile = (project / "Makefile").read_text()
+    defined = set(re.findall(r"^([a-z][a-z-]*):", makefile, flags=re.M))
+    assert set(MAKE_TARGETS) <= defined
+    for path in (project / ".github" / "workflows").glob("*.yml"):
+        for step in (s for job in yaml.safe_load(path.read_text())["jobs"].values() for s in job["steps"]):
+            for target in re.findall(r"\bmake ([a-z][a-z-]*)", step.get("run", "")):
+                assert target in defined, f"{path.name}: make {target} is not a target"
+
+
+def test_make_help_lists_every_target(bakes):
+    project = bakes[("0", "classification", "3.11")]
+    shown = subprocess.run(["make", "-s", "help"], cwd=project, capture_output=True, text=True, check=True).stdout
+    listed = set(re.findall(r"^\s+([a-z][a-z-]*)\s", shown, flags=re.M))
+    assert set(MAKE_TARGETS) <= listed
+
+
+def test_make_with_empty_venv_uses_the_tools_on_path(bakes):
+    """VENV= makes every target call the tools on PATH and never create a virtualenv."""
+    project = bakes[("0", "regression", "3.12")]
+    dry = subprocess.run(["make", "-n", "validate", "promote", "deploy", "VENV=", "VERSION=3", "ENV=production"],
+                         cwd=project, capture_output=True, text=True, check=True).stdout
+    assert "gitops-ml validate\n" in dry
+    assert "gitops-ml promote 3 --to production\n" in dry
+    assert "gitops-ml deploy production\n" in dry
+    assert "venv" not in dry
+    default = subprocess.run(["make", "-n", "validate"], cwd=project, capture_output=True, text=True,
+                             check=True).stdout
+    assert "-m venv .venv" in default and ".venv/bin/gitops-ml validate" in default
+
+
+def test_changed_environments_follows_the_declared_order(bakes, tmp_path):
+    project = shutil.copytree(bakes[("2", "classification", "3.12")], tmp_path / "repo")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=project, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=project, check=True)
+    subprocess.run([*git, "commit", "-qm", "start"], cwd=project, check=True)
+    for env in ("production", "staging"):
+        (project / "environments" / env / "release.yaml").write_text("version: 1\n")
+    subprocess.run([*git, "add", "-A"], cwd=project, check=True)
+    subprocess.run([*git, "commit", "-qm", "release"], cwd=project, check=True)
+
+    def changed(**env: str) -> str:
+        done = subprocess.run(["make", "-s", "changed-environments", f"PYTHON={sys.executable}"], cwd=project,
+                              capture_output=True, text=True, check=True, env={**_path_env(), **env})
+        return done.stdout.strip()
+
+    assert changed() == 'environments=["staging", "production"]'
+    assert changed(REQUESTED="production") == 'environments=["production"]'
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "nothing"], cwd=project, check=True)
+    assert changed() == "environments=[]"
+
+
+def _path_env() -> dict[str, str]:
+    import os
+
+    return {"PATH": f"{BIN}:{os.environ['PATH']}", "HOME": os.environ.get("HOME", "/tmp")}
+
+
+# -- the pre-generation hook ----------------------------------------------------------------------------
+@pytest.mark.parametrize(("answers", "message"), [
+    ({"package_name": "2fast"}, "package_name '2fast' is not an importable Python package name"),
+    ({"package_name": "class"}, "not an importable Python package name"),
+    ({"project_slug": "My Project"}, "project_slug 'My Project' is not a repository name"),
+    ({"author_email": "nobody"}, "author_email 'nobody' is not an email address; write it as name@example.com"),
+    ({"drift_schedule": "0 25 * * *"}, "the hour field '25' is not valid"),
+    ({"drift_schedule": "every day"}, "it needs five fields"),
+    ({"drift_schedule": "*/0 * * * *"}, "the minute field '*/0' is not valid"),
+    ({"github_owner": "-bad-"}, "github_owner '-bad-' is not a GitHub user or organisation name"),
+    ({"container_registry": "GHCR.io/Acme"}, "container_registry 'GHCR.io/Acme' is not a registry"),
+    ({"mlflow_tracking_uri": "localhost:5000"}, "mlflow_tracking_uri 'localhost:5000' is not a tracking URI"),
+])
+def test_pre_gen_hook_rejects_bad_answers_and_writes_nothing(tmp_path, capfd, answers, message):
+    with pytest.raises(FailedHookException):
+        bake(tmp_path, **answers)
+    assert list(tmp_path.iterdir()) == []
+    err = capfd.readouterr().err
+    assert message in err, err
+    assert "Nothing was generated" in err
+
+
+@pytest.mark.parametrize("cron", ["17 6 * * 1", "0 */6 * * *", "30 2 1-15 jan,jul MON-FRI", "5,35 * * * 0,7"])
+def test_pre_gen_hook_accepts_good_crons(tmp_path, cron):
+    project = bake(tmp_path, drift_schedule=cron)
+    assert f'cron: "{cron}"' in (project / ".github" / "workflows" / "drift.yml").read_text()
+
+
+def test_answers_with_quotes_cannot_break_the_hooks(tmp_path, capfd):
+    with pytest.raises(FailedHookException):
+        bake(tmp_path, author_email='a"); import os; os.system("echo pwned") #@x.io')
+    assert "pwned" not in capfd.readouterr().out
+
+
+# -- gitops-ml new ---------------------------------------------------------------------------------------
+def test_new_bakes_the_bundled_template(tmp_path):
+    assert scaffold.template_dir().resolve() == TEMPLATE.resolve()
+    result = CliRunner().invoke(main, ["new", "--no-input", "--output-dir", str(tmp_path), "--json",
+                                       "project_name=Fraud Scores", "mlops_level=1", "task=regression"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    assert payload["path"] == str(tmp_path / "fraud-scores")
+    assert payload["level"] == 1
+    assert payload["workflows"] == ["ci.yml", "drift.yml", "train.yml"]
+    assert "data/charges.csv" in payload["files"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["bogus=1"], "the template has no question 'bogus'"),
+    (["mlops_level"], "expected KEY=VALUE"),
+    (["task=forecast"], "forecast provided for choice variable task"),
+    (["author_email=nope"], "the template refused the answers"),
+])
+def test_new_refuses_bad_answers_with_exit_2_and_writes_nothing(tmp_path, capfd, args, message):
+    result = CliRunner().invoke(main, ["new", "--no-input", "-o", str(tmp_path), *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr + capfd.readouterr().err  # the hook's own words, no stack
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_new_refuses_an_existing_folder(tmp_path):
+    scaffold.new({}, tmp_path)
+    result = CliRunner().invoke(main, ["new", "--no-input", "-o", str(tmp_path)])
+    assert result.exit_code == 2 and "already exists" in result.stderr
+
+
+def test_the_command_line_entry_point_runs_new(tmp_path):
+    done = subprocess.run([BIN / "gitops-ml", "new", "--no-input", "-o", str(tmp_path), "mlops_level=0"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert f"wrote {tmp_path / 'customer-churn'}" in done.stdout and "workflows: ci.yml" in done.stdout
+
+
+@pytest.mark.slow
+def test_the_wheel_ships_the_template_and_new_bakes_from_it(tmp_path):
+    """Build the wheel from a copy of the checkout (the build writes build/ folders), then bake from it."""
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md", "src", "template"):
+        copy = shutil.copytree if (REPO / name).is_dir() else shutil.copy2
+        copy(REPO / name, source / name, **({"symlinks": True} if copy is shutil.copytree else {}))
+    for junk in source.glob("src/*.egg-info"):
+        shutil.rmtree(junk)
+    wheels = tmp_path / "wheels"
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", str(source), "-w", str(wheels)],
+                           capture_output=True, text=True)
+    assert built.returncode == 0, built.stdout + built.stderr
+    (wheel,) = wheels.glob("gitops_ml-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        archive.extractall(tmp_path / "unpacked")
+    expected = {f"gitops_ml/template/{p.relative_to(TEMPLATE).as_posix()}"
+                for p in TEMPLATE.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    assert expected <= names
+    baked = subprocess.run(
+        [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); from gitops_ml import scaffold; "
+         "r = scaffold.new({'mlops_level': '2'}, sys.argv[2]); print(scaffold.TEMPLATE_DIR); print(r.path)",
+         str(tmp_path / "unpacked"), str(tmp_path)], capture_output=True, text=True)
+    assert baked.returncode == 0, baked.stderr
+    template_dir, project = baked.stdout.split()
+    assert template_dir.startswith(str(tmp_path / "unpacked"))
+    assert (Path(project) / ".github" / "workflows" / "deploy.yml").is_file()
+
+
+# -- cruft ------------------------------------------------------------------------------------------------
+def _git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args], cwd=cwd,
+                          capture_output=True, text=True, check=True).stdout
+
+
+@pytest.mark.slow
+def test_cruft_create_and_update_bring_a_template_change(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", _path_env()["PATH"])
+    upstream = tmp_path / "upstream"
+    upstream.mkdir()
+    shutil.copytree(TEMPLATE, upstream / "template")
+    _git(upstream, "init", "-q", "-b", "main")
+    _git(upstream, "add", "-A")
+    _git(upstream, "commit", "-qm", "template")
+
+    work = tmp_path / "work"
+    work.mkdir()
+    subprocess.run([BIN / "cruft", "create", str(upstream), "--directory", "template", "--no-input",
+                    "--output-dir", str(work), "--extra-context", json.dumps({"mlops_level": "1"})],
+                   check=True, capture_output=True)
+    project = work / "customer-churn"
+    assert json.loads((project / ".cruft.json").read_text())["directory"] == "template"
+    assert not (project / ".github" / "workflows" / "deploy.yml").exists()
+    _git(project, "init", "-q", "-b", "main")
+    _git(project, "add", "-A")
+    _git(project, "commit", "-qm", "generated")
+
+    makefile = upstream / "template" / "{{cookiecutter.project_slug}}" / "Makefile"
+    added = "doctor: ## added upstream\n\t@echo healthy\n\n"
+    makefile.write_text(makefile.read_text().replace("clean: ## remove", added + "clean: ## remove"))
+    _git(upstream, "commit", "-qam", "add doctor")
+
+    check = subprocess.run([BIN / "cruft", "check"], cwd=project, capture_output=True, text=True)
+    assert check.returncode != 0  # the template moved on
+    subprocess.run([BIN / "cruft", "update", "--skip-apply-ask", "--allow-untracked-files"], cwd=project,
+                   check=True, capture_output=True, text=True)
+    assert "doctor: ## added upstream" in (project / "Makefile").read_text()
+    assert not (project / ".github" / "workflows" / "deploy.yml").exists()  # the level stays what it was
+    assert subprocess.run(["make", "-s", "doctor"], cwd=project, capture_output=True, text=True).stdout == "healthy\n"
+    assert subprocess.run([BIN / "cruft", "check"], cwd=project).returncode == 0
