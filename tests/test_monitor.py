@@ -100,10 +100,21 @@ def test_severe_batch_escalates_with_an_issue_body(released: Path, tmp_path: Pat
     result = monitor.drift(spec, "staging", str(batch_file(tmp_path, "severe")), output_dir=tmp_path)
     assert result.decision == "escalate", result.reasons
     assert result.quality.loss > 0.10
-    assert [r.signal for r in result.reasons if r.grade == "escalate"] == ["quality"]
+    # Most features move and the concept flips: both the drift share and the quality loss escalate.
+    assert [r.signal for r in result.reasons if r.grade == "escalate"] == ["data_drift", "quality"]
+    assert result.drift_share >= 0.75
     assert "severe drift, back to development" in (tmp_path / "title.txt").read_text()
     body = (tmp_path / "body.md").read_text()
     assert "- [ ] Decide whether the data contract" in body and "roc_auc" in body
+
+
+def test_severe_traffic_without_labels_escalates_on_drift_alone(released: Path, tmp_path: Path) -> None:
+    spec = load_spec(released)
+    current = batch_file(tmp_path, "severe", suffix="parquet", labels=False)
+    result = monitor.drift(spec, "staging", str(current), output_dir=tmp_path)
+    assert result.decision == "escalate", result.reasons
+    assert result.quality is None
+    assert [r.signal for r in result.reasons if r.grade == "escalate"] == ["data_drift"]
 
 
 # -- current data that cannot be compared -----------------------------------------------------------
