@@ -501,3 +501,33 @@ def test_cruft_create_and_update_bring_a_template_change(tmp_path, monkeypatch):
     assert not (project / ".github" / "workflows" / "deploy.yml").exists()  # the level stays what it was
     assert subprocess.run(["make", "-s", "doctor"], cwd=project, capture_output=True, text=True).stdout == "healthy\n"
     assert subprocess.run([BIN / "cruft", "check"], cwd=project).returncode == 0
+
+
+def _load(path: Path, name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_classification_bake_keeps_the_bundled_examples_contract_and_model(bakes):
+    """The template's sample code is the engine's example: a change to one must reach the other."""
+    from sklearn.base import clone
+
+    from gitops_ml.example.model import build_model
+    from gitops_ml.example.schema import ChurnSchema
+
+    project = next(path for (level, task, _), path in all_bakes(bakes) if task == "classification")
+    package = next((project / "src").iterdir())
+    baked_schema = _load(package / "schema.py", "baked_schema").ChurnSchema.to_schema()
+    example = ChurnSchema.to_schema()
+    assert list(baked_schema.columns) == list(example.columns)
+    for name, column in example.columns.items():
+        baked = baked_schema.columns[name]
+        assert (str(baked.dtype), baked.nullable) == (str(column.dtype), column.nullable), name
+        assert [repr(c) for c in baked.checks] == [repr(c) for c in column.checks], name
+    baked_model = _load(package / "model.py", "baked_model").build_model()
+    assert clone(baked_model).get_params(deep=False).keys() == build_model().get_params(deep=False).keys()
+    assert repr(baked_model) == repr(build_model())
