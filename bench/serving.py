@@ -27,6 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from gitops_ml.processes import free_port, stop, wait_for
+
 COMMAND = "`BENCH_PARTS=serving make bench` (or `BENCH_PARTS=serving .venv/bin/python -m bench`)"
 EXAMPLE = Path(__file__).resolve().parents[1] / "src" / "gitops_ml" / "example" / "data" / "churn.csv"
 PYPROJECT = """\
@@ -73,46 +75,11 @@ class Measure:
 
 
 # -- servers ---------------------------------------------------------------------------------
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(url: str, process: subprocess.Popen, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args[:3]} exited with {process.returncode} before {url} answered")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"{url} did not answer within {timeout}s")
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, 15)
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, 9)
-        process.wait(timeout=10)
-    except ProcessLookupError:
-        pass
-
-
 def start(command: list[str], cwd: Path, env: dict, log: Path, ready: str) -> subprocess.Popen:
     with open(log, "ab") as handle:
         process = subprocess.Popen(command, cwd=cwd, env=env, stdout=handle, stderr=handle, start_new_session=True)
     try:
-        wait_for(ready, process)
+        wait_for(ready, process, timeout=180)
     except Exception:
         stop(process)
         raise

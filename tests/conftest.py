@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from gitops_ml.processes import free_port, stop, wait_for  # noqa: F401 - tests import them from here
 
 for _var, _value in (
     ("MLFLOW_DISABLE_TELEMETRY", "true"),
@@ -106,42 +105,6 @@ def copy_project(source: Path, destination: Path) -> Path:
             ):
                 db.execute(f"UPDATE {table} SET {column} = replace({column}, ?, ?)", (old, new))
     return destination
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(url: str, timeout: float = 60.0, process: subprocess.Popen | None = None) -> None:
-    """Poll ``url`` until it answers 200, the process dies, or the timeout passes."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"{process.args[0]} exited with {process.returncode} before {url} answered")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise TimeoutError(f"{url} did not answer within {timeout}s")
-
-
-def stop(process: subprocess.Popen) -> None:
-    """Stop a server and its children; kill if it does not go within 10 s."""
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, 15)
-    except ProcessLookupError:
-        return
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, 9)
-        process.wait(timeout=10)
 
 
 class MlflowServer:

@@ -53,7 +53,7 @@ def production(trained_project: Path, tmp_path_factory: pytest.TempPathFactory) 
 
 
 def serve_traffic(root: Path, severity: str, seed: int) -> Path:
-    """Serve v1 (what the production alias names), send ROWS rows of the batch without labels, stop (which flushes the log)."""
+    """Serve v1 (what the production alias names), send ROWS unlabelled rows, stop (which flushes the log)."""
     log_dir = root / "logs" / "inference"
     shutil.rmtree(log_dir, ignore_errors=True)  # each severity is judged on its own traffic
     batch = drifted_batch(ROWS, severity, seed=seed)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .example import drifted_batch
+from .processes import free_port, stop, wait_for
 
 console = Console(highlight=False, width=int(os.environ.get("COLUMNS", "120")))
 TRAFFIC_ROWS = 1500  # enough rows for a sound drift statement, few enough to send in seconds
@@ -239,27 +239,21 @@ class Demo:
         return f"http://127.0.0.1:{self.port}"
 
     def start_server(self, step: str, *args: str) -> None:
-        self.port = _free_port()
-        log = (self.logs / f"{step}-server.log").open("ab")
-        self.server = subprocess.Popen(
-            [sys.executable, "-m", "gitops_ml", "serve", *args, "--port", str(self.port)],
-            cwd=self.project,
-            env=self.env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.server.poll() is not None:
-                raise StepFailed(f"`gitops-ml serve` exited {self.server.returncode}; log: {log.name}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/readyz", timeout=2) as answer:
-                    if answer.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.5)
-        raise StepFailed(f"the server did not become ready in 90 s; log: {log.name}")
+        self.port = free_port()
+        log = self.logs / f"{step}-server.log"
+        with log.open("ab") as output:  # the server keeps its own copy of the descriptor
+            self.server = subprocess.Popen(
+                [sys.executable, "-m", "gitops_ml", "serve", *args, "--port", str(self.port)],
+                cwd=self.project,
+                env=self.env(),
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            wait_for(f"{self.url}/readyz", self.server, timeout=90)
+        except (RuntimeError, TimeoutError) as exc:
+            raise StepFailed(f"`gitops-ml serve` did not become ready: {exc}; log: {log}") from exc
 
     def post(self, path: str, payload: object) -> object:
         request = urllib.request.Request(
@@ -269,21 +263,9 @@ class Demo:
             return json.loads(answer.read())
 
     def stop_server(self) -> None:
-        if self.server is None or self.server.poll() is not None:
-            return
-        os.killpg(self.server.pid, 15)
-        try:
-            self.server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.server.pid, 9)
-            self.server.wait(timeout=10)
-        self.server = None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        if self.server is not None:
+            stop(self.server, grace=20)  # SIGTERM first: the service flushes its inference log
+            self.server = None
 
 
 def steps(demo: Demo) -> list[Step]:
