@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 import tomllib
 from pathlib import Path
@@ -15,14 +16,17 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError
+from .metrics import known
 
 SECTION = "tool.gitops-ml"
 DEFAULT_STORE = ".mlflow"  # inside the project, ignored by git
+ENVIRONMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 
 class _Section(BaseModel):
-    # A misspelt field is an error, not a silent default.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # A misspelt field is an error, not a silent default; a value of the wrong TOML type
+    # ("0.2" for a number, true for a seed) is an error, not silently coerced.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Gates(_Section):
@@ -63,6 +67,20 @@ class Release(_Section):
     image_repository: str = ""
     """Container image repository, for example ``ghcr.io/owner/project``."""
 
+    @field_validator("environments")
+    @classmethod
+    def _distinct_folder_names(cls, names: list[str]) -> list[str]:
+        # Each name is a folder under environments/ and a registry alias: one of each, and no paths.
+        bad = [name for name in names if not ENVIRONMENT_NAME.fullmatch(name)]
+        if bad:
+            raise ValueError(
+                f"{bad[0]!r} is not an environment name (letters, digits, '-' and '_', starting with a letter or digit)"
+            )
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"{', '.join(map(repr, repeated))} listed more than once; each environment once")
+        return names
+
 
 class Drift(_Section):
     """Monitoring: what counts as drift and what to do about it (reasoning in docs/monitoring.md)."""
@@ -100,8 +118,6 @@ class Drift(_Section):
     @classmethod
     def _duration(cls, value: str, info) -> str:
         # Checked when the spec is read, not when a scheduled drift run first needs it.
-        import re
-
         if (value or info.field_name == "window") and not re.fullmatch(r"\s*\d+(\.\d+)?\s*[smhdw]\s*", value):
             raise ValueError("expected a duration such as 30m, 12h, 7d or 2w")
         return value
@@ -138,12 +154,13 @@ class Spec(_Section):
     # Not read from the file: where the file is.
     root: Path = Field(default=Path("."), exclude=True)
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
 
     @field_validator("time_column", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
-        return value or None
+        # Only the empty string means "no time column"; any other non-text value stays an error.
+        return None if value == "" else value
 
     # -- resolved settings -------------------------------------------------------------
     @property
@@ -202,7 +219,7 @@ class Spec(_Section):
         try:
             module = importlib.import_module(module_name)
             return getattr(module, attribute)
-        except (ImportError, AttributeError) as exc:
+        except Exception as exc:  # not found, or the module fails while importing (a syntax error, a crash)
             raise ConfigError(
                 f"{self.pyproject}: [{SECTION}] field '{field}': cannot import {target!r}: {exc}"
             ) from exc
@@ -230,7 +247,12 @@ def find_root(start: Path | None = None) -> Path:
 
 
 def load_spec(root: Path | str | None = None) -> Spec:
-    """Read and check the spec of the project at ``root`` (default: found from the working directory)."""
+    """Read and check the whole spec of the project at ``root`` (default: found from the working directory).
+
+    Beyond the fields' types: metric names the task can compute, and the ``schema`` and
+    ``model_factory`` it names importable, with the target and time column in the schema, so
+    that every command refuses a broken spec, not only the ones that train.
+    """
     root = Path(root).resolve() if root else find_root()
     pyproject = root / "pyproject.toml"
     if not pyproject.is_file():
@@ -242,10 +264,72 @@ def load_spec(root: Path | str | None = None) -> Spec:
     section = document.get("tool", {}).get("gitops-ml")
     if section is None:
         raise ConfigError(f"{pyproject}: no [{SECTION}] section")
+    if not isinstance(section, dict):
+        raise ConfigError(f"{pyproject}: [{SECTION}] must be a table, got {type(section).__name__}")
     try:
-        return Spec.model_validate({**section, "root": root})
+        spec = Spec.model_validate({**section, "root": root})
     except ValidationError as exc:
         raise ConfigError(_describe(exc, pyproject)) from None
+    problems = metric_problems(spec) + reference_problems(spec)
+    if problems:
+        raise ConfigError(f"{pyproject}: " + "; ".join(f"[{SECTION}] field {problem}" for problem in problems))
+    return spec
+
+
+def metric_problems(spec: Spec) -> list[str]:
+    """Metric names the task cannot compute: a typo would silently turn a gate or monitoring off."""
+    choices = ", ".join(known(spec.task))
+    problems = []
+    if spec.primary_metric is not None and spec.primary_metric not in known(spec.task):
+        problems.append(f"'primary_metric': {spec.primary_metric!r} is not a {spec.task} metric; choose from {choices}")
+    for metric in spec.gates.thresholds:
+        if metric not in known(spec.task):
+            problems.append(f"'gates.thresholds.{metric}': unknown metric for {spec.task}; choose from {choices}")
+    return problems
+
+
+def reference_problems(spec: Spec) -> list[str]:
+    """What the spec names in code: the schema (a pandera model holding the target) and the factory."""
+    problems = []
+    try:
+        factory = spec.load_object("model_factory")
+    except ConfigError as exc:
+        problems.append(_field_part(exc))
+    else:
+        if not callable(factory):
+            problems.append(
+                f"'model_factory': {spec.model_factory!r} is a {type(factory).__name__}, not a function "
+                "that returns an unfitted estimator"
+            )
+    try:
+        columns = schema_columns(spec)
+    except ConfigError as exc:
+        problems.append(_field_part(exc))
+        return problems
+    for name in ("target", "time_column"):
+        column = getattr(spec, name)
+        if column is not None and column not in columns:
+            problems.append(
+                f"'{name}': no column {column!r} in the schema {spec.schema_!r}; its columns are {', '.join(columns)}"
+            )
+    return problems
+
+
+def schema_columns(spec: Spec) -> list[str]:
+    """The columns of the pandera DataFrameModel that ``schema`` names."""
+    model = spec.load_object("schema")
+    try:
+        return [str(name) for name in model.to_schema().columns]
+    except Exception as exc:  # not a DataFrameModel, or one pandera cannot build
+        raise ConfigError(
+            f"{spec.pyproject}: [{SECTION}] field 'schema': {spec.schema_!r} is not a pandera DataFrameModel "
+            f"({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+def _field_part(exc: ConfigError) -> str:
+    """``'field': what`` out of a load_object message, to join with the others."""
+    return str(exc).split(f"[{SECTION}] field ", 1)[-1]
 
 
 def _describe(exc: ValidationError, pyproject: Path) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ from .errors import ConfigError, DataError
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 MAX_LISTED_VALUES = 5  # failing values shown per (column, check) in tables
+OTHER_DELIMITERS = (";", "\t", "|")  # what a CSV saved by a spreadsheet in another locale is split by
+HEADER_BYTES = 1 << 16  # enough of a file to hold its header line
 
 
 def table_format(uri: str) -> str:
@@ -40,15 +43,53 @@ def read_table(uri: str) -> pd.DataFrame:
         raise ConfigError(f"{uri}: file not found") from exc
     except Exception as exc:  # network and permission errors of any fsspec backend
         raise DataError(f"{uri}: cannot read: {exc}") from exc
+    if kind == "csv":
+        check_csv_header(raw[:HEADER_BYTES], uri)
     try:
         frame = pd.read_csv(io.BytesIO(raw)) if kind == "csv" else pd.read_parquet(io.BytesIO(raw))
     except pd.errors.EmptyDataError as exc:
         raise DataError(f"{uri}: the file is empty") from exc
     except Exception as exc:  # a malformed CSV or a file that is not Parquet
         raise DataError(f"{uri}: not a readable {kind.upper()} file: {exc}") from exc
+    check_unique_columns([str(c) for c in frame.columns], uri)
     if frame.empty:
         raise DataError(f"{uri}: the file has a header but no rows")
     return frame
+
+
+def check_csv_header(head: bytes, uri: str) -> None:
+    """Refuse a header pandas would misread: repeated names (pandas invents ``name.1``) or another delimiter."""
+    first_line = head.decode("utf-8-sig", errors="replace").splitlines()[:1]
+    if not first_line or not first_line[0].strip():
+        return  # empty files are reported by the reader
+    names = next(csv.reader([first_line[0]]))
+    check_unique_columns(names, uri)
+    if len(names) == 1:
+        found = [d for d in OTHER_DELIMITERS if d in names[0]]
+        if found:
+            shown = {"\t": "tab"}.get(found[0], repr(found[0]))
+            raise DataError(
+                f"{uri}: the header reads as one column {names[0][:80]!r}: the delimiter looks wrong "
+                f"({shown} found, the file must be comma-separated)"
+            )
+
+
+def read_csv_header(uri: str) -> bytes:
+    """The first bytes of a CSV (path or fsspec URI), decompressed, to check its header before streaming it."""
+    with fsspec.open(uri, "rb", compression="infer") as handle:
+        return handle.read(HEADER_BYTES)
+
+
+def check_unique_columns(names: list[str], uri: str) -> None:
+    """Each column once: a repeated name makes every later check read the wrong column."""
+    seen: dict[str, int] = {}
+    for position, name in enumerate(names, start=1):
+        if name in seen:
+            raise DataError(
+                f"{uri}: duplicate column {name!r} (columns {seen[name]} and {position} of the header); "
+                "each column must appear once"
+            )
+        seen[name] = position
 
 
 @dataclass(frozen=True)
@@ -151,6 +192,12 @@ def check_data(spec: Spec, uri: str | None = None) -> tuple[pd.DataFrame, Valida
     """Load a table (default: the training data) and validate it against the project's contract."""
     uri = spec.resolve(uri) if uri else spec.data_uri
     frame = read_table(uri)
+    if spec.target not in frame.columns:
+        # Said before the contract check, which would list it among many missing or extra columns.
+        raise DataError(
+            f"{uri}: no column {spec.target!r}, the target ([tool.gitops-ml] field 'target' in {spec.pyproject}); "
+            f"its columns are {', '.join(map(str, frame.columns))}"
+        )
     return validate_frame(frame, load_schema(spec), uri)
 
 

@@ -26,3 +26,10 @@ class CheckFailed(GitopsMLError):
     def __init__(self, message: str, result: object = None):
         super().__init__(message)
         self.result = result
+
+
+class TrainingError(GitopsMLError):
+    """The data meets the contract but the model cannot be built, fitted or scored on it: exit 1.
+
+    Raised before anything reaches MLflow, so nothing is logged or registered.
+    """

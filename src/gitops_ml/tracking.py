@@ -23,13 +23,32 @@ TAG_GATES = "gates"
 TAG_EVALUATED_AGAINST = "evaluated_against"
 
 
+# MLflow's defaults (7 retries, backoff factor 2, 120 s timeout) keep a command waiting over four minutes
+# on a dead server. The engine's calls are short and a person or a CI job is waiting: two retries with
+# a 1 s backoff ride over a restart, and a dead registry is reported in seconds. A user's own setting wins.
+HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
+
+
 class RegistryError(GitopsMLError):
     """The registry cannot be reached or does not hold what was asked for: exit 1."""
+
+
+def bound_http_retries() -> dict[str, str]:
+    """Set MLflow's HTTP retry settings the user left unset (MLflow reads them on every request)."""
+    for name, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    return {name: os.environ[name] for name in HTTP_DEFAULTS}
 
 
 def connect(spec: Spec) -> MlflowClient:
     """Point MLflow at the project's store (creating the embedded one) and return a client."""
     uri = spec.tracking
+    bound_http_retries()
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     # MLflow also exports the URI to the environment; undo that, so that a later project in the

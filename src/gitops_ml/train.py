@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 import skops.io
 from mlflow.models import infer_signature
@@ -16,12 +17,14 @@ from sklearn.base import clone, is_classifier, is_regressor
 from . import plots, tracking
 from .config import Spec
 from .data import ValidationReport, check_data, fingerprint, load_schema
-from .errors import CheckFailed, ConfigError
+from .errors import CheckFailed, TrainingError
 from .metrics import score
 
 TRAIN_ARTIFACT = "data/train.parquet"
 TEST_ARTIFACT = "data/test.parquet"
 SCHEMA_ARTIFACT = "schema/schema.yaml"
+MIN_ROWS = 10  # below this the held-out split is one or two rows and its metrics mean nothing
+MIN_PER_CLASS = 2  # a stratified split puts each class on both sides
 
 
 @dataclass(frozen=True)
@@ -65,18 +68,91 @@ def features(frame: pd.DataFrame, spec: Spec) -> pd.DataFrame:
     return frame.drop(columns=[spec.target])
 
 
+def unfit_reasons(frame: pd.DataFrame, spec: Spec, source: str) -> list[str]:
+    """What makes data that meets the contract unusable for fitting, said before a library says it worse."""
+    reasons = []
+    if len(frame) < MIN_ROWS:
+        reasons.append(f"only {len(frame)} rows; at least {MIN_ROWS} are needed to hold out test rows and fit")
+    numeric = frame.select_dtypes("number")
+    for column in numeric.columns:
+        infinite = np.isinf(numeric[column].to_numpy(dtype=float, na_value=np.nan))
+        if infinite.any():
+            rows = ", ".join(str(i) for i in np.flatnonzero(infinite)[:5])
+            reasons.append(
+                f"column {column!r} holds {int(infinite.sum())} infinite value(s) (rows {rows}); "
+                "the contract allows them but no model can fit them: bound the column in the schema"
+            )
+    if spec.task == "classification":
+        counts = frame[spec.target].value_counts()
+        if len(counts) < 2:
+            only = ", ".join(map(str, counts.index)) or "none"
+            reasons.append(f"target {spec.target!r} has one class only ({only}); a classifier needs two or more")
+        elif not spec.time_column and counts.min() < MIN_PER_CLASS:
+            rare = ", ".join(f"{value!r} ({count} row)" for value, count in counts.items() if count < MIN_PER_CLASS)
+            reasons.append(
+                f"target {spec.target!r} class {rare}: each class needs at least {MIN_PER_CLASS} rows "
+                "for a stratified split"
+            )
+    return [f"{source}: {reason}" for reason in reasons]
+
+
+def check_split(parts: Split, spec: Spec) -> None:
+    """A time-ordered split can leave one class in the training rows, or no test rows at all."""
+    if parts.test.empty or parts.train.empty:
+        raise TrainingError(
+            f"the {parts.method} split left {len(parts.train)} training and {len(parts.test)} test "
+            f"rows (test_size {spec.test_size}); nothing was trained or registered"
+        )
+    if spec.task == "classification" and parts.train[spec.target].nunique() < 2:
+        raise TrainingError(
+            f"the {parts.method} split left one class only in the training rows "
+            f"({parts.train[spec.target].iloc[0]!r}); nothing was trained or registered"
+        )
+
+
 def build_estimator(spec: Spec):
     """Call the project's factory and check it returned an unfitted estimator of the right task."""
     factory = spec.load_object("model_factory")
-    estimator = factory()
-    fits_task = is_classifier(estimator) if spec.task == "classification" else is_regressor(estimator)
-    if not hasattr(estimator, "fit") or not fits_task:
-        kind = "classifier" if spec.task == "classification" else "regressor"
-        raise ConfigError(
-            f"{spec.pyproject}: [tool.gitops-ml] field 'model_factory': {spec.model_factory} returned "
-            f"{type(estimator).__name__}, not a scikit-learn {kind}"
-        )
+    where = f"{spec.pyproject}: [tool.gitops-ml] field 'model_factory': {spec.model_factory}"
+    kind = "classifier" if spec.task == "classification" else "regressor"
+    try:
+        estimator = factory()
+    except Exception as exc:  # the project's own code: whatever it raises is reported, not a traceback
+        raise TrainingError(f"{where} raised {type(exc).__name__}: {exc}") from exc
+    if not is_estimator_of(estimator, spec.task):
+        raise TrainingError(f"{where} returned {type(estimator).__name__}, not an unfitted scikit-learn {kind}")
     return clone(estimator)
+
+
+def is_estimator_of(candidate, task: str) -> bool:
+    """A scikit-learn classifier (or regressor) with ``fit``; anything without sklearn's tags is not."""
+    try:
+        fits_task = is_classifier(candidate) if task == "classification" else is_regressor(candidate)
+    except Exception:  # no __sklearn_tags__: a string, a function, a plain object
+        return False
+    return fits_task and hasattr(candidate, "fit") and hasattr(candidate, "get_params")
+
+
+def fit(estimator, train_frame: pd.DataFrame, spec: Spec, source: str):
+    """Fit, turning the model's own refusal into a message that names the data and the likely cause."""
+    try:
+        return estimator.fit(features(train_frame, spec), train_frame[spec.target])
+    except Exception as exc:  # scikit-learn's ValueErrors, and whatever a custom estimator raises
+        hint = ""
+        if spec.target in str(exc):
+            hint = (
+                f" The model reads the target {spec.target!r} as an input feature: the target must not be one "
+                "of the model's columns."
+            )
+        raise TrainingError(
+            f"{source}: {spec.model_factory} cannot be fitted on this data: "
+            f"{type(exc).__name__}: {_first_line(exc)}.{hint} Nothing was trained or registered"
+        ) from exc
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
 def git_commit(root: Path) -> str:
@@ -97,10 +173,9 @@ def load_training_data(spec: Spec, data: str | None) -> tuple[pd.DataFrame, Vali
     frame, report = check_data(spec, data)
     if not report.passed:
         raise CheckFailed(f"{report.source}: the data breaks the contract; nothing was trained or registered", report)
-    if spec.target not in frame.columns:
-        raise ConfigError(
-            f"{spec.pyproject}: [tool.gitops-ml] field 'target': no column {spec.target!r} in {report.source}"
-        )
+    reasons = unfit_reasons(frame, spec, report.source)
+    if reasons:
+        raise TrainingError("; ".join(reasons) + "; nothing was trained or registered")
     return frame, report
 
 
@@ -113,12 +188,12 @@ def train(
     """
     frame, report = load_training_data(spec, data)
     parts = split(frame, spec)
+    check_split(parts, spec)
     train_frame = pd.concat([parts.train, extra], ignore_index=True) if extra is not None else parts.train
     data_fp = fingerprint(frame if extra is None else pd.concat([frame, extra], ignore_index=True))
-    estimator = build_estimator(spec)
-    estimator.fit(features(train_frame, spec), train_frame[spec.target])
+    estimator = fit(build_estimator(spec), train_frame, spec, report.source)
     test_x, test_y = features(parts.test, spec), parts.test[spec.target]
-    metrics = score(estimator, test_x, test_y, spec.task)
+    metrics = held_out_scores(estimator, test_x, test_y, spec, report.source)
 
     client = tracking.connect(spec)
     experiment = tracking.experiment_id(spec, client)
@@ -154,6 +229,17 @@ def train(
         test_rows=len(parts.test),
         split=parts.method,
     )
+
+
+def held_out_scores(estimator, test_x: pd.DataFrame, test_y: pd.Series, spec: Spec, source: str) -> dict:
+    """The task's metrics; an estimator that cannot give them (no predict_proba, say) is refused before logging."""
+    try:
+        return score(estimator, test_x, test_y, spec.task)
+    except Exception as exc:  # a custom estimator's predict, or a metric undefined on these rows
+        raise TrainingError(
+            f"{source}: {spec.model_factory} was fitted but cannot be scored on the held-out rows: "
+            f"{type(exc).__name__}: {_first_line(exc)}; nothing was registered"
+        ) from exc
 
 
 def _log_data_and_contract(spec: Spec, train_frame: pd.DataFrame, test_frame: pd.DataFrame) -> None:

@@ -147,8 +147,10 @@ def drift(spec: Spec, env: str | None = None, current: str | None = None, window
                          labelled=labelled, thresholds=_thresholds(spec))
     invalid = contract_reason(rows.invalid_rows, rows.invalid_share, spec.drift, rows.invalid_checks)
     if rows.rows_used < spec.drift.min_rows:
-        result.decision = INSUFFICIENT
         result.reasons = [Reason(INSUFFICIENT, "rows", _too_few(spec, rows)), *([invalid] if invalid else [])]
+        # Too few valid rows to measure drift, but a contract broken by more than max_invalid_share
+        # is escalate whatever remains: that is a finding, not a lack of data.
+        result.decision = gravest([invalid]) if invalid and invalid.grade == "escalate" else INSUFFICIENT
         result.files = outputs.write(spec, result, output_dir)
         return result
 

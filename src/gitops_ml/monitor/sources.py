@@ -18,7 +18,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from ..config import Spec
-from ..data import MAX_LISTED_VALUES, table_format, validate_frame
+from ..data import MAX_LISTED_VALUES, check_csv_header, read_csv_header, table_format, validate_frame
 from ..errors import CheckFailed, ConfigError, DataError
 
 CHUNK_ROWS = 100_000  # rows held at once while streaming a file
@@ -108,6 +108,8 @@ def _chunks(uri: str, since: datetime | None, time_columns: tuple[str, ...]) -> 
     if "://" not in uri and not Path(uri).is_file():
         raise ConfigError(f"{uri}: file not found")
     try:
+        if kind == "csv":  # a repeated column or a semicolon file is said as such, not as missing columns
+            check_csv_header(read_csv_header(uri), uri)
         with fsspec.open(uri, "rb", compression="infer") as handle:
             if kind == "csv":
                 try:
