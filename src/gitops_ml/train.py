@@ -140,13 +140,10 @@ def fit(estimator, train_frame: pd.DataFrame, spec: Spec, source: str):
     except Exception as exc:  # scikit-learn's ValueErrors, and whatever a custom estimator raises
         hint = ""
         if spec.target in str(exc):
-            hint = (
-                f" The model reads the target {spec.target!r} as an input feature: the target must not be one "
-                "of the model's columns."
-            )
+            hint = f" (the model reads the target {spec.target!r} as an input feature: it must not be one)"
         raise TrainingError(
             f"{source}: {spec.model_factory} cannot be fitted on this data: "
-            f"{type(exc).__name__}: {_first_line(exc)}.{hint} Nothing was trained or registered"
+            f"{type(exc).__name__}: {_first_line(exc)}{hint}; nothing was trained or registered"
         ) from exc
 
 
@@ -238,7 +235,7 @@ def held_out_scores(estimator, test_x: pd.DataFrame, test_y: pd.Series, spec: Sp
     except Exception as exc:  # a custom estimator's predict, or a metric undefined on these rows
         raise TrainingError(
             f"{source}: {spec.model_factory} was fitted but cannot be scored on the held-out rows: "
-            f"{type(exc).__name__}: {_first_line(exc)}; nothing was registered"
+            f"{type(exc).__name__}: {_first_line(exc)}; nothing was trained or registered"
         ) from exc
 
 
