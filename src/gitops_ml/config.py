@@ -280,7 +280,7 @@ def metric_problems(spec: Spec) -> list[str]:
     """Metric names the task cannot compute: a typo would silently turn a gate or monitoring off."""
     choices = ", ".join(known(spec.task))
     problems = []
-    if spec.primary_metric is not None and spec.primary_metric not in known(spec.task):
+    if spec.primary_metric and spec.primary_metric not in known(spec.task):  # '' means the task's usual one
         problems.append(f"'primary_metric': {spec.primary_metric!r} is not a {spec.task} metric; choose from {choices}")
     for metric in spec.gates.thresholds:
         if metric not in known(spec.task):
