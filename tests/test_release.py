@@ -15,7 +15,7 @@ import yaml
 from click.testing import CliRunner
 
 from gitops_ml import cards, release, tracking
-from gitops_ml.cli import main
+from gitops_ml.cli import main, report
 from gitops_ml.config import load_spec
 from gitops_ml.errors import CheckFailed, ConfigError
 
@@ -377,6 +377,8 @@ def test_github_outputs(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     result = release.promote(load_spec(repo), 1, "staging",
                              title="Retrain churn-classifier: drift in 3 features",
                              extra_body="### Drift\n\n3 of 10 features drifted.")
+    assert not outputs.exists()  # the stage returns its result; only the CLI's reporter talks to GitHub
+    report.promotion(result, load_spec(repo), print)
     text = outputs.read_text()
     for name, value in (("title", result.title), ("body_file", str(result.body_file)),
                         ("branch", "promote/staging/v1")):
@@ -388,12 +390,12 @@ def test_github_outputs(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert code == 0, out
     assert "Release verification against `origin/main`: pass" in (tmp_path / "summary.md").read_text()
     manifest = release.read_manifest(load_spec(repo), "staging")
-    assert manifest["image"] == "ghcr.io/acme/churn:" + manifest["bento_tag"].split(":")[1]
+    assert manifest.image == "ghcr.io/acme/churn:" + manifest.bento_tag.split(":")[1]
 
     code, out, deployed = cli(repo, "deploy", "staging", "--json")
     assert code == 0, out
-    assert "image<<" in outputs.read_text() and f"\n{manifest['image']}\n" in outputs.read_text()
-    assert deployed["image"] == manifest["image"] and deployed["bento_tag"] == manifest["bento_tag"]
+    assert "image<<" in outputs.read_text() and f"\n{manifest.image}\n" in outputs.read_text()
+    assert deployed["image"] == manifest.image and deployed["bento_tag"] == manifest.bento_tag
 
 
 def test_verify_and_deploy_refuse_a_bento_the_manifest_does_not_pin(repo: Path) -> None:

@@ -109,3 +109,9 @@ def abandon_branch(root: Path, branch: str, previous: str, paths: list[str]) -> 
     git(root, "reset", "--quiet", "--", *paths, check=False)
     git(root, "checkout", "--quiet", previous, check=False)
     git(root, "branch", "-D", branch, check=False)
+
+
+def paths_changed_by_last_commit(root: Path, folder: str) -> list[str]:
+    """Files under ``folder`` the commit at HEAD changed (against its first parent), relative to ``root``."""
+    return [line for line in git(root, "diff", "--name-only", "--relative", "HEAD^", "HEAD", "--", folder).splitlines()
+            if line]

@@ -32,6 +32,7 @@ def drift_command(ctx: click.Context, env: str | None, current: str | None, wind
     console.info(f"drift of {spec.model_name} ({env or 'furthest environment'}) on {current or 'the inference log'}")
     result = drift(spec, env, current, window, output_dir)
     emit(result.as_dict(), lambda: _print_drift(result))
+    return result
 
 
 def _print_drift(result: DriftResult) -> None:
@@ -78,3 +79,4 @@ def retrain_command(ctx: click.Context, env: str, branch: bool) -> None:
                 console.out.print(f"{label}: {path}", markup=False)
 
     emit(result.as_dict(), render)
+    return result

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
 
-from .. import github, release
+from .. import gitutil, release
 from ..errors import CheckFailed
 from .output import console, emit, table
 from .root import json_option, main, spec_of
@@ -43,6 +44,7 @@ def promote_command(ctx: click.Context, version: int, to: str, branch: bool, tit
             console.out.print(f"the model card has {result.card_unfilled} section(s) still to fill in")
 
     emit(result.as_dict(), render)
+    return result
 
 
 @main.command("verify")
@@ -69,18 +71,9 @@ def verify_command(ctx: click.Context, base: str) -> None:
             console.out.print(f"  - {reason}")
 
     emit(result.as_dict(), render)
-    if github.in_actions():
-        for check in result.checks:
-            for reason in check.reasons:
-                click.echo(github.annotation("error", reason, file=check.path, title=f"release {check.env}"))
-        rows = [(c.env, c.change, c.version, "pass" if c.passed else "FAIL") for c in result.checks]
-        outcome = "pass" if result.passed else "FAIL"
-        github.write_summary(f"### Release verification against `{base}`: {outcome}\n\n"
-                             + (github.markdown_table(["environment", "change", "version", "outcome"], rows)
-                                if rows else "No release manifest changed.\n")
-                             + "".join(f"- {reason}\n" for reason in result.reasons))
     if not result.passed:
         raise CheckFailed(f"{len(result.reasons)} problem(s): " + "; ".join(result.reasons), result)
+    return result
 
 
 @main.command("deploy")
@@ -104,9 +97,20 @@ def deploy_command(ctx: click.Context, env: str) -> None:
         console.out.print(f"image reference written to {spec.display(str(result.image_file))}")
 
     emit(result.as_dict(), render)
-    if github.in_actions():
-        github.write_summary(f"### Deployed {spec.model_name} to {env}: {_v(result.version)}\n\n"
-                             f"image `{result.image or '-'}`, bento `{result.bento_tag or '-'}`\n")
+    return result
+
+
+@main.command("changed-environments")
+@click.option("--requested", envvar="REQUESTED", default="", metavar="ENV",
+              help="Act on ENV only (the workflow's manual input; env REQUESTED).")
+@click.pass_context
+def changed_environments_command(ctx: click.Context, requested: str) -> None:
+    """Print environments=<JSON list> for deploy.yml: REQUESTED, or those whose release manifest the
+    last commit changed, in the declared order."""
+    spec = spec_of(ctx)
+    folder = spec.environments_dir.relative_to(spec.root).as_posix()
+    paths = [] if requested else gitutil.paths_changed_by_last_commit(spec.root, folder)
+    click.echo("environments=" + json.dumps(release.changed_environments(spec, requested, paths)))
 
 
 @main.command("status")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .. import github, release
+from .. import release
 from ..errors import CheckFailed, ConfigError
 from .output import console, emit, table
 from .root import json_option, main, spec_of
@@ -42,12 +42,7 @@ def package_command(ctx: click.Context, version: str | None, export_dir: Path | 
     emit(result.as_dict(), lambda: table(f"bento {result.bento_tag}", ["", ""], [
         ("model version", result.model_version), ("BentoML model", result.model_tag),
         ("archive", result.archive or "(not exported; --export DIR)"), ("Dockerfile", result.dockerfile)]))
-    if github.in_actions():
-        github.set_output("bento_tag", result.bento_tag)
-        if result.archive:
-            github.set_output("archive", result.archive)
-        github.write_summary(f"### Bento `{result.bento_tag}`\n\nmodel version {result.model_version}"
-                             + (f", archive `{Path(result.archive).name}`" if result.archive else "") + "\n")
+    return result
 
 
 @main.command("serve")
@@ -119,11 +114,7 @@ def smoke_command(ctx: click.Context, url: str, expect_version: int | None, expe
               ["check", "outcome", "detail"], [(c.name, c.passed, c.detail) for c in result.checks])
 
     emit(result.as_dict(), render)
-    if github.in_actions():
-        github.write_summary(f"### Smoke test of `{url}`: {'pass' if result.passed else 'FAIL'}\n\n"
-                             + github.markdown_table(["check", "outcome", "detail"],
-                                                     [(c.name, "pass" if c.passed else "FAIL", c.detail)
-                                                      for c in result.checks]))
     if not result.passed:
         failed = [c.name for c in result.checks if not c.passed]
         raise CheckFailed(f"{url}: {len(failed)} smoke check(s) failed: {', '.join(failed)}", result)
+    return result

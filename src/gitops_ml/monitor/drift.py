@@ -113,11 +113,11 @@ def read_labelled(spec: Spec, schema, current: Rows) -> tuple[Rows | None, str]:
 
 def predict(spec: Spec, model, frame: pd.DataFrame) -> pd.Series:
     """The model's answers as compared: labels as categories, numbers as numbers."""
-    predicted = pd.Series(model.predict(frame[_model_inputs(spec, frame)]), index=frame.index)
+    predicted = pd.Series(model.predict(frame[model_inputs(spec, frame)]), index=frame.index)
     return predicted.astype(str) if spec.task == "classification" else predicted.astype(float)
 
 
-def _model_inputs(spec: Spec, frame: pd.DataFrame) -> list[str]:
+def model_inputs(spec: Spec, frame: pd.DataFrame) -> list[str]:
     return [c for c in frame.columns if c not in {spec.target, PREDICTION, "probability", "timestamp",
                                                    "model_version"}]
 
@@ -127,7 +127,7 @@ def measure_quality(spec: Spec, model, labelled: Rows, trained: dict[str, float]
         return None, (f"only {labelled.rows_used} labelled recent rows in {labelled.source} "
                       f"(minimum {spec.drift.min_rows}): model quality not measured")
     frame = labelled.frame
-    now = score(model, frame[_model_inputs(spec, frame)], frame[spec.target], spec.task)
+    now = score(model, frame[model_inputs(spec, frame)], frame[spec.target], spec.task)
     if spec.metric not in now or spec.metric not in trained:
         return None, f"{spec.metric} cannot be computed on the labelled rows (one class only?)"
     return Quality(spec.metric, trained[spec.metric], now[spec.metric], labelled.rows_used, labelled.source), ""
