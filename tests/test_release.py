@@ -155,8 +155,11 @@ def test_promote_verify_merge_deploy_then_production_then_rollback(repo: Path) -
     assert image_file.stat().st_mtime_ns == written and alias(repo, "staging") == 1
 
     # production takes v1 only with a completed card
-    code, out, promoted = cli(repo, "promote", "1", "--to", "production", "--branch", "--json")
+    code, out, _ = cli(repo, "promote", "1", "--to", "production", "--branch")
+    assert code == 1 and "still has 3 'FILL-IN' section(s)" in out and "--allow-unfilled" in out
+    code, out, promoted = cli(repo, "promote", "1", "--to", "production", "--branch", "--allow-unfilled", "--json")
     assert code == 0, out
+    assert "cannot pass `gitops-ml verify`" in promoted["warnings"][0]
     assert promoted["card_unfilled"] == 3 and "FILL-IN" in Path(promoted["body_file"]).read_text()
     code, out, verified = cli(repo, "verify", "--json")
     assert code == 1
@@ -389,6 +392,8 @@ def test_github_outputs(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     code, out, _ = cli(repo, "verify")
     assert code == 0, out
     assert "Release verification against `origin/main`: pass" in (tmp_path / "summary.md").read_text()
+    git(repo, "add", "-A")  # as if the pull request were merged: deploy acts only on a committed manifest
+    git(repo, "commit", "--quiet", "-m", "Merge the promotion")
     manifest = release.read_manifest(load_spec(repo), "staging")
     assert manifest.image == "ghcr.io/acme/churn:" + manifest.bento_tag.split(":")[1]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 # log's columns are defined there, beside the writer, and named here for everyone else.
 from .serve.inference_log import META_COLUMNS as INFERENCE_LOG_COLUMNS
 
-STATE_DIR = ".gitops-ml"  # git-ignored: promotion texts, deploy outputs, drift summaries, locks
+STATE_DIR = ".gitops-ml"  # git-ignored: promotion texts, deploy outputs, drift summaries
 ENVIRONMENTS_DIR = "environments"
 MANIFEST = "release.yaml"
 TIMESTAMP = "timestamp"  # the inference log's time column
@@ -44,11 +44,6 @@ def drift_summary_file(root: Path) -> Path:
 def deploy_file(root: Path, env: str) -> Path:
     """The image reference ``deploy`` leaves for the containerize-and-push step."""
     return state_dir(root) / "deploy" / f"{env}.json"
-
-
-def lock_file(root: Path, env: str) -> Path:
-    """The file promotions to ``env`` lock, so that two never write one environment at once."""
-    return state_dir(root) / "locks" / f"promote-{env}.lock"
 
 
 def manifest_file(environments_dir: Path, env: str) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 
@@ -25,18 +26,20 @@ from .decide import (
     quality_reason,
 )
 from .measure import PREDICTION, ColumnDrift, measure
-from .reference import Deployed, Reference, deployed, training_quality, training_rows
+from .reference import Deployed, FoundBy, Reference, deployed, training_quality, training_rows
 from .sources import Rows, check_rows, read_file, read_inference_log
+
+Decision = Literal["none", "retrain", "escalate", "insufficient_data"]
 
 
 @dataclass
 class DriftResult:
-    decision: str  # "none", "retrain", "escalate" or "insufficient_data"
+    decision: Decision
     reasons: list[Reason]
     model_name: str
     env: str
     model_version: int
-    found_by: str
+    found_by: FoundBy
     current: Rows
     reference: Reference | None = None
     labelled: Rows | None = None

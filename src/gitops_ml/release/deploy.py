@@ -6,11 +6,12 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .. import layout, tracking
+from .. import gitutil, layout, tracking
 from ..config import Spec
 from ..errors import CheckFailed
 from .environments import check_environment, read_manifest, relative_manifest
 from .registry import alias_version, registry_disagreements
+from .verify import content_reasons
 
 
 @dataclass
@@ -28,22 +29,27 @@ class Deployment:
         return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
 
 
-def deploy(spec: Spec, env: str) -> Deployment:
+def deploy(spec: Spec, env: str, base: str = "main") -> Deployment:
     """Make the registry alias and the bento follow ``environments/<env>/release.yaml``.
 
-    Checks the registry agrees with the manifest before changing anything; running it again
-    changes nothing. With no manifest (the first release was reverted) the alias is removed.
+    Acts only on what is merged: the manifest committed on ``base`` (the default branch), checked
+    out, and passing the checks ``verify`` makes of its content; then the registry must agree with
+    it. Every reason to refuse is listed and nothing changes. Running it again changes nothing.
+    With no manifest (the first release was reverted) the alias is removed.
     """
     env = check_environment(spec, env)
     manifest = read_manifest(spec, env)
+    refusals = merged_refusals(spec, env, base) + ([] if manifest is None else content_reasons(spec, env, manifest))
     client = tracking.connect(spec)
     before = alias_version(spec, client, env)
     image_file = layout.deploy_file(spec.root, env)
     if manifest is None:
+        if refusals:
+            raise CheckFailed(f"not deploying {relative_manifest(spec, env)}: " + "; ".join(refusals))
         if before is not None:
             tracking.call(lambda: client.delete_registered_model_alias(spec.model_name, env), spec)
         return _deployed(Deployment(env, None, before, before is not None, None, None, image_file, None))
-    reasons = registry_disagreements(spec, client, manifest)
+    reasons = refusals + registry_disagreements(spec, client, manifest)
     if reasons:
         raise CheckFailed(f"not deploying {relative_manifest(spec, env)}: " + "; ".join(reasons))
     from ..serve.package import package  # serving is heavy to import; only deploy needs it
@@ -63,6 +69,22 @@ def deploy(spec: Spec, env: str) -> Deployment:
             env, manifest.version, before, changed, packaged.bento_tag, manifest.image, image_file, manifest.model_uri
         )
     )
+
+
+def merged_refusals(spec: Spec, env: str, base: str) -> list[str]:
+    """Why the working tree's release of ``env`` is not (yet) what was merged into ``base``."""
+    gitutil.require_repository(spec.root)
+    path = relative_manifest(spec, env)
+    reasons = []
+    if not gitutil.on_branch(spec.root, base):
+        where = gitutil.current_branch(spec.root)
+        reasons.append(
+            f"deploy acts on the default branch {base!r} (--base), and HEAD is on "
+            f"{where if where != 'HEAD' else 'a detached commit that is not ' + base}: merge the pull request first"
+        )
+    if gitutil.uncommitted(spec.root, path):
+        reasons.append(f"{path} has uncommitted changes: deploy acts only on a committed manifest")
+    return reasons
 
 
 def _deployed(result: Deployment) -> Deployment:

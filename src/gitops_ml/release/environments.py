@@ -72,3 +72,20 @@ def changed_environments(spec: Spec, requested: str, changed_paths: list[str]) -
         if p.endswith("/" + layout.MANIFEST) and Path(p).parent.parent.as_posix() == folder
     }
     return [env for env in spec.release.environments if env in names]
+
+
+def manifest_at(spec: Spec, env: str, ref: str | None) -> ReleaseManifest | None:
+    """The release of ``env`` as git ``ref`` holds it (the working tree when ``ref`` is None)."""
+    if ref is None:
+        return read_manifest(spec, env)
+    from .. import gitutil  # git is only needed when a ref is asked for
+
+    path = relative_manifest(spec, env)
+    text = gitutil.show(spec.root, ref, path)
+    if text is None:
+        return None
+    manifest = parse_manifest(text, f"{ref}:{path}")
+    mismatch = environment_mismatch(manifest, env)
+    if mismatch:
+        raise ConfigError(f"{ref}:{path}: {mismatch}")
+    return manifest

@@ -116,11 +116,10 @@ def check_manifest_file(spec: Spec, base: str, path: str) -> tuple[ManifestCheck
                 "to roll back, revert the commit that promoted it"
             )
         return check, None
-    # The reason already names the file (verify prefixes every reason with its path): parse without it.
     manifest, problem = _parse_or_reason(file.read_text(encoding="utf-8"), path)
     if manifest is None:
         check.change = "invalid"
-        check.reasons.append(problem)
+        check.reasons.append(problem.removeprefix(f"{path}: "))  # every reason is listed under its path
         return check, None
     check.version = manifest.version
     check.reasons += content_reasons(spec, env, manifest)
