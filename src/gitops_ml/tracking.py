@@ -114,7 +114,7 @@ def _version(model: ModelVersion) -> Version:
     )
 
 
-def get_version(spec: Spec, client: MlflowClient, version: int | str | None = None) -> Version:
+def get_version(spec: Spec, client: MlflowClient, version: int | None = None) -> Version:
     """A registered version of the project's model; the newest when ``version`` is None."""
     name = spec.model_name
     if version is None:
@@ -124,8 +124,6 @@ def get_version(spec: Spec, client: MlflowClient, version: int | str | None = No
                 f"model '{name}' has no registered version at {spec.tracking}; run `gitops-ml train` first"
             )
         return _version(max(versions, key=lambda v: int(v.version)))
-    if not str(version).isdigit():
-        raise ConfigError(f"version must be a whole number, got {version!r}")
     try:
         return _version(call(lambda: client.get_model_version(name, str(version)), spec))
     except MlflowException as exc:
@@ -137,7 +135,7 @@ def version_by_alias(spec: Spec, client: MlflowClient, alias: str) -> Version | 
     model = find_registered_model(spec, client)
     if model is None or alias not in (model.aliases or {}):
         return None
-    return get_version(spec, client, model.aliases[alias])
+    return get_version(spec, client, int(model.aliases[alias]))
 
 
 def find_registered_model(spec: Spec, client: MlflowClient):

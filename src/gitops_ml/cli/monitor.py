@@ -58,7 +58,8 @@ def _print_drift(result: DriftResult) -> None:
 @json_option
 @click.pass_context
 def retrain_command(ctx: click.Context, env: str, branch: bool) -> None:
-    """On a `retrain` decision: train with the labelled recent data, gate, and promote to staging.
+    """On a `retrain` decision: train with the labelled recent data, gate, and promote to the first
+    environment (staging by default).
 
     Outcomes: promoted (a pull request's manifest, title and body are written), escalate (an
     issue's title and body: gates failed or no labelled data), skipped (no retrain decision).

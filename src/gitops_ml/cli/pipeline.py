@@ -13,7 +13,7 @@ from ..evaluate import evaluate
 from ..schemas import write_module
 from ..train import train
 from .output import console, emit, table
-from .root import json_option, main, spec_of
+from .root import json_option, main, parse_version, spec_of
 
 
 @main.command()
@@ -124,7 +124,7 @@ def train_command(ctx: click.Context, data: str | None) -> None:
 def evaluate_command(ctx: click.Context, version: str | None, against: str | None) -> None:
     """Score a registered version (default: the newest) on its held-out data and apply the gates."""
     spec = spec_of(ctx)
-    result = evaluate(spec, version, against)
+    result = evaluate(spec, parse_version(version), against)
 
     def render() -> None:
         rows = [(m, v, result.baseline_metrics.get(m)) for m, v in sorted(result.metrics.items())]
@@ -151,7 +151,7 @@ def evaluate_command(ctx: click.Context, version: str | None, against: str | Non
 def card_command(ctx: click.Context, version: str | None) -> None:
     """Write the model card of a version (default: the newest) into model_cards/."""
     spec = spec_of(ctx)
-    card = cards.write_card(spec, version)
+    card = cards.write_card(spec, parse_version(version))
     emit(
         card.as_dict(),
         lambda: console.out.print(

@@ -1,7 +1,7 @@
 """The one place the engine's results become GitHub Actions side effects: step outputs, the step
 summary and ``::error`` annotations. Stage functions return typed results and never write these;
 the command group calls :func:`publish` once per command, after it returns or fails a check.
-Outside GitHub Actions it does nothing.
+Outside GitHub Actions (no ``$GITHUB_OUTPUT``, no ``$GITHUB_STEP_SUMMARY``) it does nothing.
 """
 
 from __future__ import annotations
@@ -23,13 +23,15 @@ REPORTED_ON_FAILURE = frozenset({"validate", "evaluate", "verify", "smoke"})
 def publish(ctx: click.Context, command: str | None, result: object, spec: Spec | None, failed: bool = False) -> None:
     """Hand ``result`` of ``command`` to GitHub, when running in a GitHub Actions job."""
     reporter = REPORTERS.get(command or "")
-    if result is None or reporter is None or not github.in_actions():
+    if result is None or reporter is None:
         return
     if failed and command not in REPORTED_ON_FAILURE:
         return
-    # Workflow commands work on either stream; keep stdout one JSON object under --json.
+    # Workflow commands work on either stream; keep stdout one JSON object under --json. Outputs and
+    # summaries go to the files GitHub names ($GITHUB_OUTPUT, $GITHUB_STEP_SUMMARY) when it names them;
+    # annotations only inside a job, where something reads them.
     stream = sys.stderr if ctx.meta.get("json") else sys.stdout
-    reporter(result, spec, lambda line: click.echo(line, file=stream))
+    reporter(result, spec, lambda line: click.echo(line, file=stream) if github.in_actions() else None)
 
 
 def _outputs(values: dict[str, object]) -> None:

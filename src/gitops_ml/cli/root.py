@@ -14,7 +14,7 @@ import click
 
 from .. import __version__
 from ..config import Spec, load_spec
-from ..errors import CheckFailed, GitopsMLError
+from ..errors import CheckFailed, ConfigError, GitopsMLError
 from ..layout import TELEMETRY_OFF
 from . import report
 from .output import console
@@ -63,6 +63,15 @@ def _loaded_spec(ctx: click.Context) -> Spec | None:
 def main(ctx: click.Context, project: Path | None) -> None:
     """GitOps for ML: validate, train, evaluate, card, package, serve, promote, deploy, monitor."""
     ctx.obj = {"project": project}
+
+
+def parse_version(version: str | None) -> int | None:
+    """The VERSION argument as the one version type the engine uses, an int (None: the newest)."""
+    if version is None:
+        return None
+    if not version.isdigit():
+        raise ConfigError(f"version must be a whole number, got {version!r} (the VERSION argument)")
+    return int(version)
 
 
 def spec_of(ctx: click.Context) -> Spec:

@@ -12,15 +12,7 @@ import click
 from .. import release
 from ..errors import CheckFailed, ConfigError
 from .output import console, emit, table
-from .root import json_option, main, spec_of
-
-
-def _version_argument(version: str | None) -> int | None:
-    if version is None:
-        return None
-    if not version.isdigit():
-        raise ConfigError(f"VERSION must be a whole number, got {version!r}")
-    return int(version)
+from .root import json_option, main, parse_version, spec_of
 
 
 @main.command("package")
@@ -38,7 +30,7 @@ def package_command(ctx: click.Context, version: str | None, export_dir: Path | 
 
     spec = spec_of(ctx)
     console.info(f"packaging {spec.model_name} {'v' + version if version else '(newest version)'}")
-    result = package(spec, _version_argument(version), export_dir)
+    result = package(spec, parse_version(version), export_dir)
     emit(result.as_dict(), lambda: table(f"bento {result.bento_tag}", ["", ""], [
         ("model version", result.model_version), ("BentoML model", result.model_tag),
         ("archive", result.archive or "(not exported; --export DIR)"), ("Dockerfile", result.dockerfile)]))
@@ -62,7 +54,7 @@ def serve_command(ctx: click.Context, version: str | None, env: str | None, port
     spec = spec_of(ctx)
     if version is not None and env is not None:
         raise ConfigError("give VERSION or --env ENV, not both")
-    chosen = _version_argument(version)
+    chosen = parse_version(version)
     if env is not None:
         chosen = release.current_version(spec, env)
         if chosen is None:

@@ -1,7 +1,7 @@
 """``retrain``: act on a ``retrain`` decision. Train with the labelled recent rows, gate, open the promotion.
 
-Nothing is released here: the outcome is a promotion to staging written as a pull request's
-manifest, title and body, or an ``escalate`` with the reason and an issue body.
+Nothing is released here: the outcome is a promotion to the first environment (staging by default)
+written as a pull request's manifest, title and body, or an ``escalate`` with the reason and an issue body.
 """
 
 from __future__ import annotations
@@ -117,7 +117,8 @@ def compare_on_recent(spec: Spec, base: tracking.Version, new: tracking.Version,
 
 def retrain(spec: Spec, env: str, current: str | None = None, window: str | None = None,
             output_dir: Path | None = None, branch: bool = False) -> RetrainResult:
-    """Measure drift for ``env``; on ``retrain``, train with the recent labelled rows and promote to staging."""
+    """Measure drift for ``env``; on ``retrain``, train with the recent labelled rows and promote to the
+    first environment."""
     found = drift(spec, env, current, window, output_dir)
     result = RetrainResult(outcome="skipped", reasons=[], env=found.env, drift=found)
     folder = found.files.directory if found.files else outputs.default_dir(spec)
