@@ -72,8 +72,12 @@ CASES = [
     ("version missing", _drop("version"), 2, "field 'version': missing"),
     ("schema version 2", _set("schema_version", 2), 2, "field 'schema_version': must be 1"),
     ("environment with a space", _set("environment", "stag ing"), 2, "field 'environment': does not match"),
-    ("environment of another folder", _set("environment", "production"), 2,
-     "field 'environment': says 'production' but the file is in environments/staging/"),
+    (
+        "environment of another folder",
+        _set("environment", "production"),
+        2,
+        "field 'environment': says 'production' but the file is in environments/staging/",
+    ),
     ("sha256 too short", _set("artifact_sha256", "abc"), 2, "field 'artifact_sha256': does not match"),
     ("model_uri not models:/", _set("model_uri", "runs:/abc/model"), 2, "field 'model_uri': does not match"),
     ("logged model uri", _set("logged_model_uri", "models:/churn-classifier/1"), 2, "field 'logged_model_uri'"),
@@ -88,11 +92,19 @@ CASES = [
     ("run id a number", _set("run_id", 5), 2, "field 'run_id': expected string"),
     # well-formed, but not what the registry or the project holds: a failed check, exit 1
     ("another model", _set("model_name", "other-model"), 1, "field 'model_name': 'other-model'"),
-    ("model_uri of another version", _set("model_uri", "models:/churn-classifier/7"), 1,
-     "field 'model_uri': 'models:/churn-classifier/7' does not name version 1"),
+    (
+        "model_uri of another version",
+        _set("model_uri", "models:/churn-classifier/7"),
+        1,
+        "field 'model_uri': 'models:/churn-classifier/7' does not name version 1",
+    ),
     ("gates failed", _set("gates.passed", False), 1, "field 'gates': v1 did not pass its gates"),
-    ("card that does not exist", _set("model_card", "model_cards/nope.md"), 1,
-     "field 'model_card': model_cards/nope.md does not exist"),
+    (
+        "card that does not exist",
+        _set("model_card", "model_cards/nope.md"),
+        1,
+        "field 'model_card': model_cards/nope.md does not exist",
+    ),
     ("edited artifact hash", _set("artifact_sha256", SHA), 1, "field 'artifact_sha256': manifest says 0000"),
     ("another run", _set("run_id", "deadbeef"), 1, "field 'run_id': manifest says deadbeef"),
     ("a version the registry lacks", _set("version", 99), 1, "has no version 99 of 'churn-classifier'"),
@@ -105,10 +117,20 @@ def _state(root: Path) -> tuple:
     client = tracking.connect(spec)
     versions = sorted(int(v.version) for v in client.search_model_versions(f"name='{spec.model_name}'"))
     aliases = dict(client.get_registered_model(spec.model_name).aliases)
-    files = tuple((p.relative_to(root).as_posix(), p.read_bytes()) for part in ("environments", "model_cards")
-                  for p in sorted((root / part).rglob("*")) if p.is_file())
-    return (versions, aliases, git(root, "status", "--porcelain", "--untracked-files=all"),
-            git(root, "branch", "--list"), git(root, "rev-parse", "HEAD"), files)
+    files = tuple(
+        (p.relative_to(root).as_posix(), p.read_bytes())
+        for part in ("environments", "model_cards")
+        for p in sorted((root / part).rglob("*"))
+        if p.is_file()
+    )
+    return (
+        versions,
+        aliases,
+        git(root, "status", "--porcelain", "--untracked-files=all"),
+        git(root, "branch", "--list"),
+        git(root, "rev-parse", "HEAD"),
+        files,
+    )
 
 
 @pytest.mark.parametrize(("case", "change", "code", "message"), CASES, ids=[c[0] for c in CASES])

@@ -21,8 +21,14 @@ GITOPS = str(Path(sys.executable).parent / "gitops-ml")
 
 
 def _start(root: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([GITOPS, "--project", str(root), *args], cwd=root, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env={**os.environ, "GITHUB_ACTIONS": ""})
+    return subprocess.Popen(
+        [GITOPS, "--project", str(root), *args],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "GITHUB_ACTIONS": ""},
+    )
 
 
 def _finish(process: subprocess.Popen) -> tuple[int, str]:
@@ -46,8 +52,7 @@ def test_two_concurrent_promotions_to_one_environment(repo: Path, branch: bool) 
     manifest = release.read_manifest(load_spec(repo), "staging")
     assert manifest.version == winner and manifest.replaces is None  # replaces what ran: nothing, not the loser
     promotion = repo / ".gitops-ml" / "promotion"
-    assert sorted(p.name for p in promotion.iterdir()) == [f"staging-v{winner}.body.md",
-                                                            f"staging-v{winner}.title.txt"]
+    assert sorted(p.name for p in promotion.iterdir()) == [f"staging-v{winner}.body.md", f"staging-v{winner}.title.txt"]
     body = (promotion / f"staging-v{winner}.body.md").read_text()
     assert f"v{winner} to staging" in body and f"v{loser}" not in body.split("### Metrics")[0]
     if branch:
