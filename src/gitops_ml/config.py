@@ -19,6 +19,8 @@ from .errors import ConfigError
 from .metrics import known
 
 SECTION = "tool.gitops-ml"
+# A duration such as 30m, 12h, 7d or 2w: the spec checks it, monitoring parses it.
+DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*")
 DEFAULT_STORE = ".mlflow"  # inside the project, ignored by git
 ENVIRONMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
@@ -118,7 +120,7 @@ class Drift(_Section):
     @classmethod
     def _duration(cls, value: str, info) -> str:
         # Checked when the spec is read, not when a scheduled drift run first needs it.
-        if (value or info.field_name == "window") and not re.fullmatch(r"\s*\d+(\.\d+)?\s*[smhdw]\s*", value):
+        if (value or info.field_name == "window") and not DURATION.fullmatch(value):
             raise ValueError("expected a duration such as 30m, 12h, 7d or 2w")
         return value
 
