@@ -26,6 +26,7 @@ import operator
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import accumulate
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -229,6 +230,24 @@ def to_frame(rows: list[dict], contract: dict) -> pd.DataFrame:
             # Missing strings as NaN, as pandas reads them from the training CSV or Parquet.
             data[name] = np.array([np.nan if v is None else v for v in values] if has_null else values, dtype=object)
     return pd.DataFrame(data, columns=[c["name"] for c in contract["columns"]])
+
+
+# -- request bodies: bounded nesting -------------------------------------------------------
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')  # a JSON string, escapes included
+_BRACKETS = bytes(range(256)).translate(None, b"[]{}")  # every byte but the brackets: deleted
+_STEP = [0] * 256
+_STEP[ord("[")] = _STEP[ord("{")] = 1
+_STEP[ord("]")] = _STEP[ord("}")] = -1
+
+
+def nesting_depth(body: bytes) -> int:
+    """How deeply a JSON text nests arrays and objects, without parsing it (C-level passes only).
+
+    A parser recurses per level: a 2 KB body nested 1,000 levels deep used to end in a RecursionError
+    (a 500). Strings are cut out first, so brackets inside them do not count.
+    """
+    brackets = _STRINGS.sub(b"", body).translate(None, _BRACKETS)
+    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0)
 
 
 # -- batches: checked and converted column by column ------------------------------------------
