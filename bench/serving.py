@@ -364,7 +364,7 @@ def goals(rows) -> list[str]:
             was_ratio, was_p99, _ = BEFORE[(records, callers)]
             same = ratio >= was_ratio * 0.9 and p99 <= was_p99 * 1.1
             out.append(f"1 record, {callers} caller(s): throughput {ratio:.2f}x MLflow (was {was_ratio:.2f}x), p99 "
-                       f"{p99:.2f} (was {was_p99:.2f}): {'unchanged or better' if same else 'WORSE'} (within 10 %)")
+                       f"{p99:.2f} (was {was_p99:.2f}): {'unchanged or better' if same else 'worse'} (10 % tolerance)")
     return out
 
 
