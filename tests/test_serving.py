@@ -339,3 +339,14 @@ def test_bad_request_table(served, case):
     while served.logged_rows() < before + 1 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert served.logged_rows() == before + 1, case
+
+
+def test_openapi_still_shows_the_contract_for_both_endpoints(served):
+    """/predict_batch takes plain objects and checks them itself; its OpenAPI schema is still the contract's."""
+    answer = call(f"{served.url}/docs.json")
+    assert answer.status == 200
+    text = json.dumps(answer.json())
+    metadata = call(f"{served.url}/metadata").json()
+    for column in metadata["contract"]["columns"]:
+        assert f'"{column["name"]}"' in text
+    assert '"maxItems": 1000' in text and "one-year" in text

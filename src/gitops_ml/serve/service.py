@@ -8,14 +8,17 @@ project's code nor the engine at serve time.
 
 Endpoints (all JSON):
 - ``POST /predict``: one record (an object) -> ``{"prediction": ..., "probability": ...}``
-- ``POST /predict_batch``: a list of records -> a list of those, in order. Adaptive batching
-  merges concurrent calls into one model call; concurrent ``/predict`` records are batched too.
+- ``POST /predict_batch``: a list of records -> a list of those, in order, checked column by column.
+  Concurrent requests of both endpoints are merged into one model call (``ColumnBatcher``), without
+  waiting when the model is idle.
 - ``GET /metadata``: which model version and data fingerprint answer, the contract, the settings.
 - BentoML's own ``/livez``, ``/readyz``, ``/metrics`` (Prometheus) and ``/docs.json``.
 Every response carries ``X-Model-Name``, ``X-Model-Version`` and ``X-Data-Fingerprint`` headers.
 
 A request that breaks the contract gets a 400 whose ``detail`` lists every failing field
 (``loc`` is the field, prefixed by the row's index in a batch); the server goes on serving.
+A prediction request whose Content-Type is not ``application/json`` gets a 415, and one nested deeper
+than ``MAX_DEPTH`` levels a 400, before BentoML parses it.
 """
 
 from __future__ import annotations
