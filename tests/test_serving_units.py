@@ -18,6 +18,7 @@ from gitops_ml.serve.contract import (
     Columns,
     derive_contract,
     nesting_depth,
+    nests_deeper_than,
     request_model,
     to_frame,
     to_frame_columns,
@@ -171,6 +172,12 @@ def test_concatenated_columns_keep_row_order(contract):
 ])
 def test_nesting_depth(body, depth):
     assert nesting_depth(body) == depth
+    assert nests_deeper_than(body, 32) == (depth if depth > 32 else None)
+
+
+def test_brackets_inside_strings_never_refuse_a_request():
+    shallow = b'[{"note": "' + b"[" * 40 + b'"}]'
+    assert nests_deeper_than(shallow, 32) is None
 
 
 # -- inference log ---------------------------------------------------------------------------

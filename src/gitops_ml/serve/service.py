@@ -36,7 +36,7 @@ import orjson
 from pydantic import BaseModel, Field, WithJsonSchema
 from starlette.responses import Response
 
-from .contract import BatchChecker, Columns, nesting_depth, request_model, to_frame_columns
+from .contract import BatchChecker, Columns, nests_deeper_than, request_model, to_frame_columns
 from .inference_log import LogWriter
 
 logger = logging.getLogger("gitops_ml.service")
@@ -128,8 +128,8 @@ def check_request(content_type: str, body: bytes) -> tuple[int, bytes] | None:
     if media_type != "application/json":
         return refusal(415, "unsupported_media_type",
                        f"Content-Type must be application/json, got {content_type or '(none)'!r}")
-    depth = nesting_depth(body)
-    if depth > MAX_DEPTH:
+    depth = nests_deeper_than(body, MAX_DEPTH)
+    if depth is not None:
         return refusal(400, "json_too_deep", f"request body nests {depth} levels deep; at most {MAX_DEPTH}")
     return None
 
