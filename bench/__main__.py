@@ -34,6 +34,17 @@ def machine() -> str:
     )
 
 
+def previous_sections() -> dict[str, str]:
+    """The sections of the current docs/benchmarks.md by part name (``## Serving`` -> ``serving``)."""
+    if not OUTPUT.is_file():
+        return {}
+    sections: dict[str, str] = {}
+    for chunk in OUTPUT.read_text(encoding="utf-8").split("\n## ")[1:]:
+        title = chunk.split("\n", 1)[0].strip().lower()
+        sections[title] = "## " + chunk.rstrip("\n") + "\n"
+    return sections
+
+
 def main() -> None:
     chosen = [p for p in os.environ.get("BENCH_PARTS", ",".join(PARTS)).split(",") if p]
     quick = os.environ.get("BENCH_QUICK") == "1"
@@ -43,11 +54,17 @@ def main() -> None:
         module = importlib.import_module(f"bench.{part}")
         sections.append(module.run(quick=quick))
     header = (
-        f"# Benchmarks\n\nMeasured {datetime.now(UTC):%Y-%m-%d} on {machine()}.\n"
+        f"# Benchmarks\n\nMeasured {datetime.now(UTC):%Y-%m-%d} on {machine()}"
+        + ("." if set(chosen) >= set(PARTS) else f" ({', '.join(chosen)}; the other sections are from their last run).")
+        + "\n"
         "Reproduce everything with `make bench`; each section names its own command.\n"
     )
+    # Parts not run this time keep their section from the last run, in the usual order.
+    kept = previous_sections()
+    fresh = dict(zip(chosen, sections, strict=True))
+    ordered = [fresh.get(part) or kept.get(part) for part in PARTS] + [fresh[p] for p in chosen if p not in PARTS]
     OUTPUT.parent.mkdir(exist_ok=True)
-    OUTPUT.write_text(header + "\n" + "\n".join(sections), encoding="utf-8")
+    OUTPUT.write_text(header + "\n" + "\n".join(section for section in ordered if section), encoding="utf-8")
     print(f"wrote {OUTPUT}", file=sys.stderr)
 
 

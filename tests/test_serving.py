@@ -217,3 +217,136 @@ def test_serve_refuses_an_environment_that_runs_nothing(served):
                           env=environment(served.root), capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert "staging" in done.stderr
+
+
+# -- the table of bad prediction requests (issue 15, items 11 and 13, and the contract) -----------
+def post(url: str, route: str, body: bytes, content_type: str | None = "application/json") -> tuple[int, bytes]:
+    """One raw POST (any content type, any bytes): (status, body)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        headers = {"Content-Type": content_type} if content_type else {}
+        connection.request("POST", route, body, headers)
+        answer = connection.getresponse()
+        return answer.status, answer.read()
+    finally:
+        connection.close()
+
+
+def deep(levels: int) -> bytes:
+    return b"[" * levels + b"]" * levels
+
+
+def bad_request_table(record: dict, max_batch: int) -> dict[str, tuple[str, bytes, str | None, int, list[str]]]:
+    """name -> (route, body, content type, status, texts the answer must contain: the field, the row)."""
+    js = json.dumps
+
+    def one(change: dict, drop: str | None = None) -> bytes:
+        return js({k: v for k, v in (record | change).items() if k != drop}).encode()
+
+    def batch(*rows: dict) -> bytes:
+        return js(list(rows)).encode()
+
+    def literal(change: dict[str, bytes]) -> bytes:
+        """A record with JSON literals json.dumps would not write (NaN, Infinity, huge integers)."""
+        text = one({name: f"@{name}@" for name in change})
+        for name, value in change.items():
+            text = text.replace(f'"@{name}@"'.encode(), value)
+        return text
+
+    return {
+        "wrong type": ("/predict", one({"age": "old"}), "application/json", 400, ['"age"']),
+        "number as string": ("/predict", one({"age": "44"}), "application/json", 400, ['"age"']),
+        "missing field": ("/predict", one({}, drop="tenure_months"), "application/json", 400, ['"tenure_months"']),
+        "out of range": ("/predict", one({"monthly_charges": 9999}), "application/json", 400, ['"monthly_charges"']),
+        "negative count": ("/predict", one({"support_calls": -1}), "application/json", 400, ['"support_calls"']),
+        "unknown category": ("/predict", one({"contract": "weekly"}), "application/json", 400, ['"contract"']),
+        "category in another case": ("/predict", one({"contract": "One-Year"}), "application/json", 400,
+                                     ['"contract"']),
+        "extra field": ("/predict", one({"favourite_colour": "red"}), "application/json", 400, ['"favourite_colour"']),
+        "boolean as integer": ("/predict", one({"tenure_months": True}), "application/json", 400,
+                               ['"tenure_months"']),
+        "fraction as integer": ("/predict", one({"tenure_months": 1.5}), "application/json", 400,
+                                ['"tenure_months"']),
+        "null where not nullable": ("/predict", one({"tenure_months": None}), "application/json", 400,
+                                    ['"tenure_months"']),
+        "object as a value": ("/predict", one({"age": {"years": 44}}), "application/json", 400, ['"age"']),
+        "date in Arabic-Indic digits": ("/predict", one({"snapshot_date": "\u0662\u0660\u0662\u0665-10-19"}),
+                                        "application/json", 400, ['"snapshot_date"']),
+        "date with a trailing newline": ("/predict", one({"snapshot_date": "2025-10-19\n"}), "application/json", 400,
+                                         ['"snapshot_date"']),
+        "date with a leading space": ("/predict", one({"snapshot_date": " 2025-10-19"}), "application/json", 400,
+                                      ['"snapshot_date"']),
+        "NaN literal": ("/predict", literal({"monthly_charges": b"NaN"}), "application/json", 400,
+                        ['"monthly_charges"']),
+        "not JSON": ("/predict", b"{this is not json", "application/json", 400, ["json_invalid"]),
+        "trailing garbage": ("/predict", one({}) + b" x", "application/json", 400, ["json_invalid"]),
+        "empty body": ("/predict", b"", "application/json", 400, ['"snapshot_date"']),
+        "a list to /predict": ("/predict", batch(record), "application/json", 400, ["model_type"]),
+        "text/plain to /predict": ("/predict", one({}), "text/plain", 415, ["Content-Type", "text/plain"]),
+        "text/plain to /predict_batch": ("/predict_batch", batch(record), "text/plain", 415, ["Content-Type"]),
+        "form content type": ("/predict", one({}), "application/x-www-form-urlencoded", 415, ["Content-Type"]),
+        "no content type": ("/predict_batch", batch(record), None, 415, ["Content-Type"]),
+        "1,000 levels deep to /predict_batch": ("/predict_batch", deep(1000), "application/json", 400,
+                                                ["json_too_deep", "1000 levels"]),
+        "1,000 levels deep to /predict": ("/predict", b'{"age": ' + deep(1000) + b"}", "application/json", 400,
+                                          ["json_too_deep"]),
+        "empty batch": ("/predict_batch", b"[]", "application/json", 400, ["too_short"]),
+        "batch above max_batch_size": ("/predict_batch", batch(*[record] * (max_batch + 1)), "application/json", 400,
+                                       ["too_long"]),
+        "an object to /predict_batch": ("/predict_batch", one({}), "application/json", 400, ["list_type"]),
+        "a row that is not an object": ("/predict_batch", js([record, 5]).encode(), "application/json", 400,
+                                        ['["root",1]', "dict_type"]),
+        "one bad row in a batch": ("/predict_batch", batch(record, record | {"region": "moon"}), "application/json",
+                                   400, ['["root",1,"region"]']),
+        "every bad row and field listed": (
+            "/predict_batch", batch(record | {"age": 7}, record, {k: v for k, v in record.items() if k != "contract"}
+                                    | {"support_calls": "3"}),
+            "application/json", 400,
+            ['["root",0,"age"]', '["root",2,"contract"]', '["root",2,"support_calls"]']),
+        "infinity in a batch": ("/predict_batch", b"[" + literal({"monthly_charges": b"Infinity"}) + b"]",
+                                "application/json", 400, ['["root",0,"monthly_charges"]']),
+        "integer too large for a float": ("/predict_batch", b"[" + literal({"total_charges": b"1" + b"0" * 400}) + b"]",
+                                          "application/json", 400, ['["root",0,"total_charges"]']),
+        "Arabic-Indic date in a batch": ("/predict_batch", batch(record, record | {"snapshot_date": "\u0662025-10-19"}),
+                                         "application/json", 400, ['["root",1,"snapshot_date"]']),
+        "batch of lists": ("/predict_batch", js([[record]]).encode(), "application/json", 400,
+                           ['["root",0]', "dict_type"]),
+    }
+
+
+BAD_REQUESTS = list(bad_request_table({"monthly_charges": 1.0, "total_charges": 1.0}, 1))
+
+
+@pytest.mark.parametrize("case", BAD_REQUESTS)
+def test_bad_request_table(served, case):
+    """Each bad request: its status, an answer naming the row and field, and no row in the inference log."""
+    spec = load_spec(served.root)
+    metadata = call(f"{served.url}/metadata").json()
+    record = sample_rows(spec, [c["name"] for c in metadata["contract"]["columns"]], 1)[0]
+    route, body, content_type, status, named = bad_request_table(record, spec.serving.max_batch_size)[case]
+    before = served.logged_rows()
+    answered, text = post(served.url, route, body, content_type)
+    assert answered == status, (case, answered, text[:300])
+    for fragment in named:
+        assert fragment.encode() in text.replace(b", ", b","), (case, fragment, text[:400])
+    # The next good request is logged; had the bad one been logged, its row would be on disk first.
+    assert post(served.url, "/predict", json.dumps(record).encode())[0] == 200
+    deadline = time.monotonic() + 15
+    while served.logged_rows() < before + 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert served.logged_rows() == before + 1, case
+
+
+def test_openapi_still_shows_the_contract_for_both_endpoints(served):
+    """/predict_batch takes plain objects and checks them itself; its OpenAPI schema is still the contract's."""
+    answer = call(f"{served.url}/docs.json")
+    assert answer.status == 200
+    text = json.dumps(answer.json())
+    metadata = call(f"{served.url}/metadata").json()
+    for column in metadata["contract"]["columns"]:
+        assert f'"{column["name"]}"' in text
+    assert '"maxItems": 1000' in text and "one-year" in text

@@ -7,12 +7,22 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pandera.pandas as pa
 import pytest
 from pydantic import ValidationError
 
 from gitops_ml.example.schema import ChurnSchema
-from gitops_ml.serve.contract import derive_contract, request_model, to_frame
+from gitops_ml.serve.contract import (
+    BatchChecker,
+    Columns,
+    derive_contract,
+    nesting_depth,
+    nests_deeper_than,
+    request_model,
+    to_frame,
+    to_frame_columns,
+)
 from gitops_ml.serve.inference_log import LogWriter, read_log
 
 GOOD = {
@@ -103,6 +113,73 @@ def test_to_frame_gives_the_training_dtypes(contract):
     assert sparse["region"].isna().tolist() == [True, False]  # NaN, as pandas reads a gap in training data
 
 
+# -- column-wise batch checks ----------------------------------------------------------------
+BAD_VALUES = [
+    {"age": "44"}, {"age": 150}, {"age": 17.9}, {"age": True}, {"age": float("nan")}, {"age": float("inf")},
+    {"age": [44]}, {"tenure_months": 1.5}, {"tenure_months": None}, {"tenure_months": True}, {"tenure_months": -1},
+    {"tenure_months": 121}, {"tenure_months": "3"}, {"monthly_charges": 10**400}, {"total_charges": -0.01},
+    {"contract": "weekly"}, {"contract": 1}, {"contract": None}, {"paperless_billing": True}, {"region": "moon"},
+    {"snapshot_date": "19/10/2025"}, {"snapshot_date": "\u0662\u0660\u0662\u0665-10-19"},
+    {"snapshot_date": "2025-10-19\n"}, {"snapshot_date": 20251019}, {"extra": 1},
+]
+GOOD_VALUES = [{}, {"age": None}, {"age": 18}, {"total_charges": None}, {"region": None}, {"age": 100.0}]
+
+
+@pytest.mark.parametrize("change", BAD_VALUES, ids=[repr(c)[:40] for c in BAD_VALUES])
+def test_column_check_refuses_what_the_record_model_refuses_with_its_errors(contract, change):
+    model = request_model(contract)
+    with pytest.raises(ValidationError) as per_record:
+        model.model_validate(GOOD | change)
+    with pytest.raises(ValidationError) as columns:
+        BatchChecker(contract, model).check([GOOD, GOOD | change, GOOD])
+    expected = [(("root", 1, *e["loc"]), e["type"], e["msg"]) for e in per_record.value.errors()]
+    assert [(e["loc"], e["type"], e["msg"]) for e in columns.value.errors()] == expected
+
+
+def test_column_check_lists_every_failing_row_and_field(contract):
+    rows = [GOOD | {"age": 7}, GOOD, {k: v for k, v in GOOD.items() if k != "contract"} | {"region": "moon"}]
+    with pytest.raises(ValidationError) as caught:
+        BatchChecker(contract, request_model(contract)).check(rows)
+    assert [(e["loc"], e["type"]) for e in caught.value.errors()] == [
+        (("root", 0, "age"), "greater_than_equal"), (("root", 2, "contract"), "missing"),
+        (("root", 2, "region"), "literal_error")]
+
+
+def test_column_check_passes_what_the_record_model_passes_and_converts_alike(contract):
+    model = request_model(contract)
+    rows = [GOOD | change for change in GOOD_VALUES] + [{k: v for k, v in GOOD.items() if k != "region"}]
+    checked = BatchChecker(contract, model).check(rows)
+    dumped = [model.model_validate(row).model_dump() for row in rows]
+    assert checked.rows == len(rows)
+    assert checked.values == Columns.of_rows(dumped, contract).values  # numbers as floats, absent as None
+    pd.testing.assert_frame_equal(to_frame_columns(checked, contract), to_frame(dumped, contract))
+
+
+def test_extra_fields_ignored_by_the_column_check_too(contract):
+    checked = BatchChecker(contract, request_model(contract, "ignore"), "ignore").check([GOOD | {"extra": 1}])
+    assert set(checked.values) == set(GOOD)
+
+
+def test_concatenated_columns_keep_row_order(contract):
+    checker = BatchChecker(contract, request_model(contract))
+    merged = Columns.concat([checker.check([GOOD]), checker.check([GOOD | {"age": 20.0}, GOOD | {"age": 30.0}])])
+    assert merged.rows == 3 and merged.values["age"] == [44.0, 20.0, 30.0]
+
+
+@pytest.mark.parametrize(("body", "depth"), [
+    (b"5", 0), (b"{}", 1), (b'[{"a": 1}]', 2), (b"[" * 1000 + b"]" * 1000, 1000),
+    (b'[{"a": "[[[[\\" ["}]', 2),  # brackets and an escaped quote inside a string do not count
+])
+def test_nesting_depth(body, depth):
+    assert nesting_depth(body) == depth
+    assert nests_deeper_than(body, 32) == (depth if depth > 32 else None)
+
+
+def test_brackets_inside_strings_never_refuse_a_request():
+    shallow = b'[{"note": "' + b"[" * 40 + b'"}]'
+    assert nests_deeper_than(shallow, 32) is None
+
+
 # -- inference log ---------------------------------------------------------------------------
 def writer(folder: Path, **options) -> LogWriter:
     return LogWriter(folder, model_name="churn-classifier", model_version=3, data_fingerprint="ab" * 32,
@@ -188,3 +265,31 @@ def test_written_rows_are_on_disk_before_close(tmp_path):
 def test_uri_other_than_file_is_refused_with_the_location(tmp_path):
     with pytest.raises(ValueError, match="s3://bucket/log"):
         writer("s3://bucket/log")  # type: ignore[arg-type]
+
+
+def test_columns_and_records_make_the_same_lines(tmp_path):
+    rows = [GOOD, GOOD | {"age": None, "region": None}]
+    by_rows = writer(tmp_path / "rows")
+    by_rows.submit(rows, [1, 0], [0.8, float("nan")])
+    by_rows.close()
+    by_columns = writer(tmp_path / "columns")
+    by_columns.submit_columns({name: [row[name] for row in rows] for name in GOOD}, [1, 0], [0.8, float("nan")])
+    by_columns.close()
+    [a], [b] = (list((tmp_path / name).iterdir()) for name in ("rows", "columns"))
+    lines = [[json.loads(line) for line in path.read_text().splitlines()] for path in (a, b)]
+    for line in lines[0] + lines[1]:
+        line.pop("timestamp")
+    assert lines[0] == lines[1]
+    assert lines[1][1]["features"]["age"] is None and lines[1][1]["probability"] is None  # NaN -> null
+
+
+@pytest.mark.parametrize("port", ["70000", "0"])
+def test_serve_refuses_a_port_outside_1_to_65535(tmp_path, monkeypatch, port):
+    from click.testing import CliRunner
+
+    from gitops_ml.cli import main
+
+    monkeypatch.chdir(tmp_path)  # no project here: the port is refused before anything is read
+    done = CliRunner().invoke(main, ["serve", "2", "--port", port])
+    assert done.exit_code == 2, done.output
+    assert "--port" in done.output and "65535" in done.output

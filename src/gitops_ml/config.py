@@ -44,7 +44,7 @@ class Serving(_Section):
     """How the bento serves the model and logs what it is asked."""
 
     max_batch_size: int = Field(default=1000, ge=1)
-    """Most records one /predict_batch request may hold (a 400 above it); also the adaptive batch cap."""
+    """Most records one /predict_batch request may hold (a 400 above it); also the most rows one model call merges."""
     inference_log: str = "logs/inference"
     """Directory (or fsspec URI) the served model appends its predictions to."""
     log_rotate_mb: float = Field(default=16.0, gt=0)
@@ -59,7 +59,7 @@ class Serving(_Section):
     workers: int = Field(default=1, ge=1)
     """Serving processes; one keeps a small model's memory low, raise it for CPU-bound models."""
     max_latency_ms: int = Field(default=10000, ge=100)
-    """Adaptive batching answers 503 to a request it cannot start within this; generous, so load queues."""
+    """Sets the server's request timeout (this plus 30 s, at least 60 s); the batcher queues, never answers 503."""
 
 
 class Release(_Section):

@@ -40,7 +40,7 @@ def package_command(ctx: click.Context, version: str | None, export_dir: Path | 
 @main.command("serve")
 @click.argument("version", required=False)
 @click.option("--env", "env", metavar="ENV", help="Serve the version ENV's release manifest names.")
-@click.option("--port", type=int, default=3000, show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=3000, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Interface to listen on; 0.0.0.0 in a container, where it must take outside traffic.")
 @click.pass_context

@@ -35,7 +35,7 @@ SERVICE_IMPORT = f"{SERVICE_PACKAGE}.service:ModelService"
 CONFIG_FILE = "bento_config.json"
 DOCKERFILE = "env/docker/Dockerfile"
 # What the service imports at serve time besides BentoML (which the bento always has).
-SERVICE_PACKAGES = ("mlflow", "skops", "scikit-learn", "pandas")
+SERVICE_PACKAGES = ("mlflow", "skops", "scikit-learn", "pandas", "orjson")
 
 
 class PackagingError(GitopsMLError):
