@@ -44,15 +44,17 @@ def test_vectorised_scores_equal_evidentlys_on_the_same_splits() -> None:
             left, right = frame.loc[~chosen, column], frame.loc[chosen, column]
             if numeric:
                 left, right = left.dropna(), right.dropna()
-            assert fast[i] == pytest.approx(evidently_score(method, left, right, "num" if numeric else "cat"),
-                                            rel=1e-9, abs=1e-12), (column, i)
+            assert fast[i] == pytest.approx(
+                evidently_score(method, left, right, "num" if numeric else "cat"), rel=1e-9, abs=1e-12
+            ), (column, i)
     coded = CodedColumn(frame["monthly_charges"], True)
     ref, cur = coded.counts(current[:1])
     chosen = np.zeros(len(frame), dtype=bool)
     chosen[current[0]] = True
     left, right = frame.loc[~chosen, "monthly_charges"], frame.loc[chosen, "monthly_charges"]
     assert shifted_wasserstein(coded.values, ref, cur, 7.5)[0] == pytest.approx(
-        evidently_score("wasserstein", left, right + 7.5, "num"), rel=1e-9)
+        evidently_score("wasserstein", left, right + 7.5, "num"), rel=1e-9
+    )
 
 
 def real_data(name: str) -> tuple[pd.DataFrame, list[str]]:
@@ -78,8 +80,14 @@ def same_distribution_batches(name: str, batch: int, batches: int, seed: int = 0
     return training, features, config, calibration, draws
 
 
-def judged(calibration: Calibration, training: pd.DataFrame, current: pd.DataFrame, features: list[str],
-           config: Drift, report: bool = False) -> Measurement:
+def judged(
+    calibration: Calibration,
+    training: pd.DataFrame,
+    current: pd.DataFrame,
+    features: list[str],
+    config: Drift,
+    report: bool = False,
+) -> Measurement:
     """Evidently's tests with the calibrated thresholds: its report (what `drift` runs) or, faster, the
     same stat-test functions without the report (``quick_scores``, equal to the report, tested below)."""
     thresholds = calibrated_thresholds(calibration.for_rows(len(current)))
@@ -102,15 +110,18 @@ def test_same_distribution_batches_of_real_data_are_rarely_called_drift(name: st
         calibrated = judged(calibration, training, current, features, config)
         assert all(c.calibrated for c in calibrated.features)
         flagged += bool(calibrated.drifted)  # any column drifted: stricter than any retrain
-        fixed += data_drift_reason(Measurement(quick_scores(training, current, features, config), None, None),
-                                   config).grade != "none"
+        fixed += (
+            data_drift_reason(Measurement(quick_scores(training, current, features, config), None, None), config).grade
+            != "none"
+        )
     low, high = clopper_pearson(flagged, len(draws))
     # The full 50-batch evidence is bench/calibration.py; here: not one batch of 10 called drift.
     assert flagged == 0, (name, flagged, (low, high), fixed)
     by_report = judged(calibration, training, draws[0], features, config, report=True)
     quick = judged(calibration, training, draws[0], features, config)
     assert [(c.column, c.method, c.threshold, c.drifted) for c in by_report.features] == [
-        (c.column, c.method, c.threshold, c.drifted) for c in quick.features]
+        (c.column, c.method, c.threshold, c.drifted) for c in quick.features
+    ]
     assert np.allclose([c.score for c in by_report.features], [c.score for c in quick.features])
 
 
@@ -121,8 +132,10 @@ def test_a_known_shift_of_real_data_is_detected() -> None:
     detectable = next(c.detectable for c in size.columns if c.column == column)
     assert detectable is not None and detectable <= 1.5  # the reported power: the shift caught 9 in 10
     shift = 2 * detectable * training[column].std()
-    caught = sum(bool(judged(calibration, training, d.assign(**{column: d[column] + shift}), features,
-                             config).drifted) for d in draws)
+    caught = sum(
+        bool(judged(calibration, training, d.assign(**{column: d[column] + shift}), features, config).drifted)
+        for d in draws
+    )
     assert caught == len(draws)
 
 

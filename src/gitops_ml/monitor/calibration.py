@@ -96,8 +96,14 @@ def calibration_sizes(config: Drift) -> list[int]:
     return sorted({config.min_rows, *config.calibration_sizes})
 
 
-def calibrate(frame: pd.DataFrame, features: list[str], config: Drift, seed: int,
-              prediction: pd.Series | None = None, prediction_kind: str | None = None) -> Calibration:
+def calibrate(
+    frame: pd.DataFrame,
+    features: list[str],
+    config: Drift,
+    seed: int,
+    prediction: pd.Series | None = None,
+    prediction_kind: str | None = None,
+) -> Calibration:
     """Null distributions of every feature's (and the prediction's) drift score, and thresholds from them."""
     data = frame[features].copy()
     kinds = column_kinds(data, features)
@@ -116,10 +122,13 @@ def calibrate(frame: pd.DataFrame, features: list[str], config: Drift, seed: int
             continue
         sizes.append(_calibrate_size(data, kinds, tests, config, size, requested, rng))
     if not sizes:
-        notes.append(f"{len(data)} training rows are too few to calibrate at all (at least "
-                     f"{2 * MIN_CALIBRATION_ROWS} needed): Evidently's fixed thresholds apply")
-    return Calibration(false_alarm_rate=config.false_alarm_rate, training_rows=len(data), seed=seed, sizes=sizes,
-                       notes=notes)
+        notes.append(
+            f"{len(data)} training rows are too few to calibrate at all (at least "
+            f"{2 * MIN_CALIBRATION_ROWS} needed): Evidently's fixed thresholds apply"
+        )
+    return Calibration(
+        false_alarm_rate=config.false_alarm_rate, training_rows=len(data), seed=seed, sizes=sizes, notes=notes
+    )
 
 
 def _feasible_size(rows: int, requested: int) -> tuple[int | None, str]:
@@ -129,8 +138,10 @@ def _feasible_size(rows: int, requested: int) -> tuple[int | None, str]:
     fallback = rows // 2
     if fallback < MIN_CALIBRATION_ROWS:
         return None, f"cannot calibrate at {requested} rows: only {rows} training rows"
-    return fallback, (f"only {rows} training rows: calibrated at {fallback} current rows instead of {requested} "
-                      "(noisier, so stricter) and never below Evidently's fixed thresholds")
+    return fallback, (
+        f"only {rows} training rows: calibrated at {fallback} current rows instead of {requested} "
+        "(noisier, so stricter) and never below Evidently's fixed thresholds"
+    )
 
 
 def splits_needed(rate: float) -> int:
@@ -138,8 +149,15 @@ def splits_needed(rate: float) -> int:
     return math.ceil(1 / rate - 1)
 
 
-def _calibrate_size(data: pd.DataFrame, kinds: dict[str, str], tests: dict, config: Drift, size: int,
-                    requested: int, rng: np.random.Generator) -> SizeCalibration:
+def _calibrate_size(
+    data: pd.DataFrame,
+    kinds: dict[str, str],
+    tests: dict,
+    config: Drift,
+    size: int,
+    requested: int,
+    rng: np.random.Generator,
+) -> SizeCalibration:
     splits = max(config.calibration_splits, splits_needed(config.false_alarm_rate))
     columns = list(kinds)
     current = _current_rows(len(data), size, splits, rng)
@@ -159,18 +177,37 @@ def _calibrate_size(data: pd.DataFrame, kinds: dict[str, str], tests: dict, conf
             threshold = min(threshold, test.default) if test.p_value else max(threshold, test.default)
         scores = null[:, j]
         calibrated = ColumnThreshold(
-            column=column, kind=kinds[column], method=test.name, method_display=test.display, p_value=test.p_value,
-            threshold=float(threshold), null_median=float(np.median(scores)),
+            column=column,
+            kind=kinds[column],
+            method=test.name,
+            method_display=test.display,
+            p_value=test.p_value,
+            threshold=float(threshold),
+            null_median=float(np.median(scores)),
             null_q95=float(np.quantile(scores, 0.05 if test.p_value else 0.95)),
             null_q99=float(np.quantile(scores, 0.01 if test.p_value else 0.99)),
-            null_max=float(scores.min() if test.p_value else scores.max()))
+            null_max=float(scores.min() if test.p_value else scores.max()),
+        )
         found.append(_with_power(calibrated, test, power_rows, rng))
-    note = "" if not conservative else (f"reference too small for {requested}-row batches: thresholds of "
-                                        f"{size}-row splits, never below Evidently's defaults")
-    return SizeCalibration(current_rows=size, requested_rows=requested, reference_rows=len(data) - size,
-                           splits=splits, critical=critical, conservative=conservative, note=note,
-                           columns=[c for c in found if c.column != PREDICTION],
-                           prediction=next((c for c in found if c.column == PREDICTION), None))
+    note = (
+        ""
+        if not conservative
+        else (
+            f"reference too small for {requested}-row batches: thresholds of "
+            f"{size}-row splits, never below Evidently's defaults"
+        )
+    )
+    return SizeCalibration(
+        current_rows=size,
+        requested_rows=requested,
+        reference_rows=len(data) - size,
+        splits=splits,
+        critical=critical,
+        conservative=conservative,
+        note=note,
+        columns=[c for c in found if c.column != PREDICTION],
+        prediction=next((c for c in found if c.column == PREDICTION), None),
+    )
 
 
 def _current_rows(rows: int, size: int, splits: int, rng: np.random.Generator) -> np.ndarray:
@@ -247,8 +284,7 @@ def _stat_test(series: pd.Series, kind: str, config: Drift) -> _Test:
     return _Test(get_stattest(values, values, "num" if numeric else "cat", method), series, numeric)
 
 
-def _with_power(found: ColumnThreshold, test: _Test, current: np.ndarray,
-                rng: np.random.Generator) -> ColumnThreshold:
+def _with_power(found: ColumnThreshold, test: _Test, current: np.ndarray, rng: np.random.Generator) -> ColumnThreshold:
     """The smallest shift of this column caught POWER_TARGET of the time at its calibrated threshold.
 
     Numbers: the current part's values moved by a multiple of the reference's standard deviation.
@@ -299,8 +335,13 @@ class Recalibrated:
     calibration: Calibration
 
     def as_dict(self) -> dict:
-        return {"model_name": self.model_name, "version": self.version, "run_id": self.run_id,
-                "artifact": self.artifact, "calibration": self.calibration.model_dump(mode="json")}
+        return {
+            "model_name": self.model_name,
+            "version": self.version,
+            "run_id": self.run_id,
+            "artifact": self.artifact,
+            "calibration": self.calibration.model_dump(mode="json"),
+        }
 
 
 def recalibrate(spec, version: int | None = None) -> Recalibrated:
@@ -310,10 +351,10 @@ def recalibrate(spec, version: int | None = None) -> Recalibrated:
     from .reference import deployed, training_rows
 
     client = tracking.connect(spec)
-    found = tracking.get_version(spec, client, version) if version is not None else deployed(spec, client,
-                                                                                             None).version
+    found = tracking.get_version(spec, client, version) if version is not None else deployed(spec, client, None).version
     rows = training_rows(spec, client, found)
     calibration = calibrate_rows(spec, rows.frame, load_model(found))
     client.log_dict(found.run_id, calibration.model_dump(mode="json"), CALIBRATION_ARTIFACT)
-    return Recalibrated(spec.model_name, found.version, found.run_id, f"runs:/{found.run_id}/{CALIBRATION_ARTIFACT}",
-                        calibration)
+    return Recalibrated(
+        spec.model_name, found.version, found.run_id, f"runs:/{found.run_id}/{CALIBRATION_ARTIFACT}", calibration
+    )
