@@ -149,3 +149,39 @@ def test_a_reference_too_small_for_the_batch_falls_back_to_stricter_thresholds()
         assert column.p_value and column.threshold <= 0.05
     tiny = calibrate(frame.head(30), features, Drift(min_rows=500, calibration_splits=100), 0)
     assert tiny.sizes == [] and "too few to calibrate" in tiny.notes[-1]
+
+
+def test_train_logs_the_calibration_drift_uses_it_and_calibrate_relogs_it(
+    trained_project, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from gitops_ml import release
+    from gitops_ml.cli import main
+    from gitops_ml.config import load_spec
+    from gitops_ml.example import drifted_batch
+
+    from .conftest import copy_project
+
+    root = copy_project(trained_project, tmp_path_factory.mktemp("calibrated") / "project")
+    release.promote(load_spec(root), 1, "staging")
+    card = next((root / "model_cards").glob("*-v1.md")).read_text(encoding="utf-8")
+    assert "## Drift thresholds" in card and "Batches of 500 rows" in card
+    path = tmp_path_factory.mktemp("batches") / "none.csv"
+    drifted_batch(800, "none", 11).drop(columns=["churned"]).to_csv(path, index=False)
+    run = CliRunner().invoke(
+        main, ["--project", str(root), "drift", "--env", "staging", "--current", str(path), "--json"]
+    )
+    assert run.exit_code == 0, run.output
+    summary = json.loads(run.stdout)
+    assert summary["decision"] == "none", summary["reasons"]
+    assert summary["calibration"]["used"] and summary["calibration"]["current_rows"] == 500
+    assert all(f["calibrated"] and "past" in f for f in summary["features"])
+    assert summary["prediction"]["calibrated"]
+    run = CliRunner().invoke(main, ["--project", str(root), "drift", "calibrate", "1", "--json"])
+    assert run.exit_code == 0, run.output
+    logged = json.loads(run.stdout)
+    assert logged["version"] == 1 and logged["artifact"].endswith("drift/calibration.json")
+    assert [s["current_rows"] for s in logged["calibration"]["sizes"]] == [500, 2000]
