@@ -34,7 +34,7 @@ def datasets() -> dict[str, tuple[pd.DataFrame, str, str]]:
 
     found = {
         "fair (statsmodels)": (sm.fair.load_pandas().data.drop(columns=["affairs"]), "age", "occupation"),
-        "randhie (statsmodels)": (sm.randhie.load_pandas().data.drop(columns=["mdvis"]), "lincome", "physlm"),
+        "randhie (statsmodels)": (sm.randhie.load_pandas().data.drop(columns=["mdvis"]), "lpi", "hlthg"),
         "wine (sklearn)": (load_wine(as_frame=True).frame.drop(columns=["target"]), "alcohol", "ash"),
         "breast_cancer (sklearn)": (
             load_breast_cancer(as_frame=True).frame.drop(columns=["target"]),
