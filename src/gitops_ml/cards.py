@@ -78,7 +78,7 @@ def write_card(spec: Spec, version: int | None = None) -> Card:
     path.parent.mkdir(parents=True, exist_ok=True)
     plots = _copy_plots(client, model.run_id, path.with_suffix(""))
     kept = _filled_sections(path) if path.exists() else {}
-    body = _render(spec, front, run, plots, path.parent, kept)
+    body = _render(spec, front, run, plots, path.parent, kept) + drift_section(client, model.run_id)
     path.write_text("---\n" + yaml.safe_dump(front, sort_keys=False) + "---\n\n" + body, encoding="utf-8")
     return Card(path=path, front_matter=front, unfilled=count_unfilled(path))
 
@@ -157,3 +157,28 @@ def _render(spec: Spec, front: dict, run, plots: list[Path], base: Path, kept: d
 ## Ethical considerations
 {person["Ethical considerations"]}
 """
+
+
+def drift_section(client: MlflowClient, run_id: str) -> str:
+    """The calibrated drift thresholds of this version and the shift each detects (issue 16)."""
+    from .monitor.calibration import read_logged
+
+    calibration = read_logged(client, run_id)
+    if calibration is None:
+        return "\n## Drift thresholds\nNot calibrated: drift uses Evidently's fixed thresholds.\n"
+    lines = ["", "## Drift thresholds",
+             f"Calibrated on {calibration.training_rows} training rows ({calibration.combination}): a batch "
+             f"from the training distribution is called drifted in at most {calibration.false_alarm_rate:.1%} "
+             "of runs. 'Detected' is the smallest shift caught 9 times in 10 at that batch size "
+             "(numbers: mean shift in standard deviations; categories: share of rows moved to the rarest one).",
+             *[f"- {note}" for note in calibration.notes]]
+    for size in calibration.sizes:
+        found = [*size.columns, *([size.prediction] if size.prediction else [])]
+        lines += ["", f"Batches of {size.current_rows} rows ({size.splits} splits"
+                  + (", conservative" if size.conservative else "") + "):", "",
+                  "| column | test | null median | threshold | detected |", "|---|---|---|---|---|"]
+        lines += [f"| {c.column} | {c.method_display} | {c.null_median:.4f} | {c.threshold:.4f} | "
+                  + ("not within the tested shifts" if c.detectable is None and c.detectable_unit else
+                     "not measured" if c.detectable is None else f"{c.detectable} {c.detectable_unit}") + " |"
+                  for c in found]
+    return "\n".join(lines) + "\n"

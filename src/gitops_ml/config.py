@@ -101,6 +101,12 @@ class Drift(_Section):
     """Evidently stat test for categories; '' lets Evidently choose (Jensen-Shannon, or chi-square)."""
     threshold: float | None = Field(default=None, gt=0)
     """Per-column drift threshold; None keeps the chosen test's own (0.1 for distances, 0.05 for p-values)."""
+    false_alarm_rate: float = Field(default=0.01, gt=0, lt=0.5)
+    """Chance of any drift call on same-distribution data the calibrated thresholds allow (docs/monitoring.md)."""
+    calibration_sizes: list[int] = Field(default_factory=lambda: [2000])
+    """Batch sizes calibrated besides min_rows: a batch uses the largest size not above its row count."""
+    calibration_splits: int = Field(default=200, ge=20)
+    """Random splits of the training rows per size (at least 1/false_alarm_rate - 1 are always made)."""
     retrain_drift_share: float = Field(default=0.3, gt=0, le=1)
     """Share of drifted features that calls for retraining: 3 in 10 is rare by chance (see false alarms)."""
     escalate_drift_share: float = Field(default=0.75, gt=0, le=1)

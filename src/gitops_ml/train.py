@@ -202,6 +202,7 @@ def train(
         mlflow.log_params({"train_rows": len(train_frame), "test_rows": len(parts.test)})
         mlflow.log_metrics(metrics)
         _log_data_and_contract(spec, train_frame, parts.test)
+        _log_drift_calibration(spec, train_frame, estimator)
         for name, figure in plots.for_task(spec.task, estimator, test_x, test_y).items():
             mlflow.log_figure(figure, f"plots/{name}.png")
         info = mlflow.sklearn.log_model(
@@ -249,6 +250,15 @@ def _log_data_and_contract(spec: Spec, train_frame: pd.DataFrame, test_frame: pd
         (folder / "schema").mkdir()
         (folder / SCHEMA_ARTIFACT).write_text(load_schema(spec).to_yaml() or "", encoding="utf-8")
         mlflow.log_artifacts(scratch)
+
+
+def _log_drift_calibration(spec: Spec, train_frame: pd.DataFrame, estimator) -> None:
+    """Drift thresholds for this version, from its own training rows (drift reads them back)."""
+    from .monitor.calibration import CALIBRATION_ARTIFACT, calibrate_rows  # the monitor imports this module
+    from .monitor.sources import sample
+
+    calibration = calibrate_rows(spec, sample(train_frame, spec.drift.max_rows, spec.seed), estimator)
+    mlflow.log_dict(calibration.model_dump(mode="json"), CALIBRATION_ARTIFACT)
 
 
 def _loggable_params(estimator) -> dict[str, str]:

@@ -7,11 +7,12 @@ from pathlib import Path
 import click
 
 from ..monitor import DriftResult, drift, retrain
+from ..monitor.calibration import Recalibrated, recalibrate
 from .output import console, emit, table
 from .root import json_option, main, spec_of
 
 
-@main.command("drift")
+@main.group("drift", invoke_without_command=True)
 @click.option("--env", metavar="ENV", help="Environment whose model is checked (default: the furthest that runs one).")
 @click.option("--current", metavar="SOURCE",
               help="CSV or Parquet path or URI of current data (default: the inference log of ENV's model).")
@@ -28,11 +29,42 @@ def drift_command(ctx: click.Context, env: str | None, current: str | None, wind
     Decisions: none, retrain, escalate, insufficient_data. Each exits 0; the decision is in
     the JSON summary and in $GITHUB_OUTPUT as `decision`.
     """
+    if ctx.invoked_subcommand:  # `drift calibrate`: the options above belong to the drift run
+        return
     spec = spec_of(ctx)
     console.info(f"drift of {spec.model_name} ({env or 'furthest environment'}) on {current or 'the inference log'}")
     result = drift(spec, env, current, window, output_dir)
     emit(result.as_dict(), lambda: _print_drift(result))
     return result
+
+
+@drift_command.command("calibrate")
+@click.argument("version", type=int, required=False)
+@json_option
+@click.pass_context
+def calibrate_command(ctx: click.Context, version: int | None) -> None:
+    """Calibrate VERSION's drift thresholds on its training rows and log them with its run.
+
+    VERSION defaults to the one the furthest environment runs. `train` already does this for
+    every new version; this is for versions trained before, or after changing drift settings.
+    """
+    spec = spec_of(ctx)
+    found = recalibrate(spec, version)
+    emit(found.as_dict(), lambda: _print_calibration(found))
+
+
+def _print_calibration(found: Recalibrated) -> None:
+    console.out.print(f"{found.model_name} v{found.version}: drift calibration logged to {found.artifact}",
+                      markup=False)
+    for note in found.calibration.notes:
+        console.out.print(f"  note: {note}", markup=False)
+    for size in found.calibration.sizes:
+        rows = [(c.column, c.method_display, c.null_median, c.threshold,
+                 "" if c.detectable is None else f"{c.detectable} {c.detectable_unit}")
+                for c in [*size.columns, *([size.prediction] if size.prediction else [])]]
+        table(f"{size.current_rows}-row batches ({size.splits} splits, false alarms <= "
+              f"{found.calibration.false_alarm_rate:.0%})", ["column", "test", "null median", "threshold",
+                                                             "detected 9 in 10"], rows)
 
 
 def _print_drift(result: DriftResult) -> None:
@@ -42,8 +74,8 @@ def _print_drift(result: DriftResult) -> None:
         console.out.print(f"  {reason.grade:>17}  {reason.signal}: {reason.message}", markup=False)
     if result.features:
         table(f"{len(result.drifted)} of {len(result.features)} features drifted",
-              ["column", "type", "test", "score", "threshold", "drifted"],
-              [(f.column, f.kind, f.method, f.score, f.threshold, "yes" if f.drifted else "")
+              ["column", "type", "test", "score", "threshold", "past", "drifted"],
+              [(f.column, f.kind, f.method, f.score, f.threshold, f.past, "yes" if f.drifted else "")
                for f in result.features])
     if result.files:
         for label, path in (("report", result.files.report_html), ("summary", result.files.summary_json),

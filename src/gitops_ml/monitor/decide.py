@@ -67,7 +67,8 @@ def prediction_reason(measured: Measurement) -> Reason | None:
     found = measured.prediction
     if found is None:
         return None
-    said = f"prediction drift score {found.score:.3f} ({found.method}, threshold {found.threshold})"
+    which = "calibrated threshold" if found.calibrated else "threshold"
+    said = f"prediction drift score {found.score:.3f} ({found.method}, {which} {found.threshold:.4g})"
     if found.drifted:
         return Reason("retrain", "prediction_drift", f"{said}: what the model answers has shifted")
     return Reason("none", "prediction_drift", said)

@@ -15,6 +15,7 @@ from ..data import load_schema
 from ..evaluate import load_model
 from ..metrics import score
 from . import outputs
+from .calibration import Calibration, SizeCalibration, read_logged
 from .decide import (
     INSUFFICIENT,
     Quality,
@@ -47,6 +48,8 @@ class DriftResult:
     prediction: ColumnDrift | None = None
     quality: Quality | None = None
     thresholds: dict = field(default_factory=dict)
+    calibration: SizeCalibration | None = None
+    calibration_note: str = ""
     generated_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     files: outputs.Files | None = None
     snapshot: object = field(default=None, repr=False)
@@ -75,9 +78,40 @@ class DriftResult:
             "reference": self.reference.as_dict() if self.reference else None,
             "window": self.current.window,
             "thresholds": self.thresholds,
+            "calibration": self.calibration_summary(),
             "generated_at": self.generated_at,
             "outputs": self.files.as_dict() if self.files else {},
         }
+
+
+    def calibration_summary(self) -> dict:
+        """Which calibrated size judged this batch, or why the fixed thresholds did."""
+        found = self.calibration
+        if found is None:
+            return {"used": False, "note": self.calibration_note}
+        return {"used": True, "current_rows": found.current_rows, "reference_rows": found.reference_rows,
+                "splits": found.splits, "critical": found.critical, "conservative": found.conservative,
+                "note": self.calibration_note or found.note}
+
+
+def calibrated_thresholds(found: SizeCalibration | None) -> dict[str, tuple[str, float]]:
+    """Per column (and the prediction): the stat test and threshold to hand to Evidently."""
+    if found is None:
+        return {}
+    return {name: (c.method, c.threshold) for name, c in found.by_column().items()}
+
+
+def choose_calibration(spec: Spec, logged: Calibration | None, rows: int) -> tuple[SizeCalibration | None, str]:
+    """The calibrated size for a batch of ``rows``, or why Evidently's fixed thresholds apply."""
+    if logged is None:
+        return None, ("this version has no drift calibration (trained before it existed): Evidently's fixed "
+                      "thresholds apply; run `gitops-ml drift calibrate` to calibrate it")
+    if spec.drift.threshold is not None:
+        return None, "drift.threshold is set: that fixed threshold applies, not the calibration"
+    found = logged.for_rows(rows)
+    if found is None:
+        return None, "; ".join(logged.notes) or "calibration holds no size"
+    return found, "; ".join(logged.notes)
 
 
 def _location(spec: Spec, source: str) -> str:
@@ -167,8 +201,11 @@ def drift(spec: Spec, env: str | None = None, current: str | None = None, window
     else:
         frame = frame.assign(**{PREDICTION: predict(spec, model, frame)})
     features = feature_columns(spec, schema)
+    result.calibration, result.calibration_note = choose_calibration(
+        spec, read_logged(client, found.version.run_id), rows.rows_used)
     measured = measure(reference, frame, features, spec.drift,
-                       "categorical" if spec.task == "classification" else "numerical")
+                       "categorical" if spec.task == "classification" else "numerical",
+                       calibrated_thresholds(result.calibration))
     result.features, result.prediction, result.snapshot = measured.features, measured.prediction, measured.snapshot
     if labelled is not None:
         result.quality, note = measure_quality(spec, model, labelled, training_quality(client, found.version))

@@ -85,6 +85,19 @@ def _number(value: float | None) -> str:
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
 
 
+def _threshold(found) -> str:
+    return f"{_number(found.threshold)} (calibrated)" if found.calibrated else _number(found.threshold)
+
+
+def _calibration_line(result: DriftResult) -> str:
+    found = result.calibration_summary()
+    if not found["used"]:
+        return f"Fixed thresholds: {found['note']}"
+    said = (f"Thresholds calibrated on {found['current_rows']}-row splits of the training rows "
+            f"({found['splits']} splits; false alarms at most {result.thresholds.get('false_alarm_rate')})")
+    return said + (f"; {found['note']}" if found["note"] else "") + "."
+
+
 def summary_markdown(result: DriftResult, heading: str = "###") -> str:
     """The drift run for a person: decision, reasons, rows, per-feature scores, quality."""
     cur = result.current
@@ -101,16 +114,18 @@ def summary_markdown(result: DriftResult, heading: str = "###") -> str:
              f"{result.labelled.invalid_rows} broke the contract" if result.labelled.invalid_rows else "")]
            if result.labelled else [])])]
     if result.features:
-        rows = [(f.column, f.kind, f.method, _number(f.score), f.threshold, "**drifted**" if f.drifted else "")
+        rows = [(f.column, f.kind, f.method, _number(f.score), _threshold(f), _number(f.past),
+                 "**drifted**" if f.drifted else "")
                 for f in sorted(result.features, key=lambda f: (not f.drifted, f.column))]
         if result.prediction:
             p = result.prediction
-            rows.append((f"_{p.column}_", p.kind, p.method, _number(p.score), p.threshold,
+            rows.append((f"_{p.column}_", p.kind, p.method, _number(p.score), _threshold(p), _number(p.past),
                          "**drifted**" if p.drifted else ""))
         lines += [f"{len(result.drifted)} of {len(result.features)} features drifted "
                   f"(share {result.drift_share:.2f}; retrain at {result.thresholds.get('retrain_drift_share')}, "
                   f"escalate at {result.thresholds.get('escalate_drift_share')}).", "",
-                  github.markdown_table(["column", "type", "test", "score", "threshold", ""], rows)]
+                  _calibration_line(result), "",
+                  github.markdown_table(["column", "type", "test", "score", "threshold", "past it by", ""], rows)]
     if result.quality:
         q = result.quality
         lines += [github.markdown_table(["metric", "at training", "on recent labelled rows", "loss", "rows"],

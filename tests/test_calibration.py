@@ -1,0 +1,187 @@
+"""Drift thresholds calibrated on a version's own training rows (issue 16).
+
+The evidence runs on real data shipped inside scikit-learn (no download): a held-out part of each
+data set is never calibrated on, and batches drawn from it are same-distribution by construction.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import beta
+from sklearn.datasets import load_wine
+
+from gitops_ml.config import Drift
+from gitops_ml.monitor.calibration import Calibration, calibrate
+from gitops_ml.monitor.decide import data_drift_reason
+from gitops_ml.monitor.drift import calibrated_thresholds
+from gitops_ml.monitor.fast_scores import CodedColumn, jensen_shannon, normed_wasserstein, shifted_wasserstein
+from gitops_ml.monitor.measure import Measurement, measure, quick_scores
+
+from .conftest import EXAMPLE_DATA
+
+
+def evidently_score(method: str, reference: pd.Series, current: pd.Series, kind: str) -> float:
+    from evidently.legacy.calculations.stattests import get_stattest
+
+    return float(get_stattest(reference, current, kind, method)(reference, current, kind, None).drift_score)
+
+
+def test_vectorised_scores_equal_evidentlys_on_the_same_splits() -> None:
+    frame = pd.read_csv(EXAMPLE_DATA)
+    frame.loc[frame.index[::37], "age"] = np.nan  # missing numbers are dropped by both
+    rng = np.random.default_rng(5)
+    current = np.stack([rng.permutation(len(frame))[:500] for _ in range(4)])
+    for column, numeric in (("age", True), ("support_calls", True), ("contract", False), ("region", False)):
+        coded = CodedColumn(frame[column], numeric)
+        ref, cur = coded.counts(current)
+        fast = normed_wasserstein(coded.values, ref, cur) if numeric else jensen_shannon(ref, cur)
+        method = "wasserstein" if numeric else "jensenshannon"
+        for i, rows in enumerate(current):
+            chosen = np.zeros(len(frame), dtype=bool)
+            chosen[rows] = True
+            left, right = frame.loc[~chosen, column], frame.loc[chosen, column]
+            if numeric:
+                left, right = left.dropna(), right.dropna()
+            assert fast[i] == pytest.approx(
+                evidently_score(method, left, right, "num" if numeric else "cat"), rel=1e-9, abs=1e-12
+            ), (column, i)
+    coded = CodedColumn(frame["monthly_charges"], True)
+    ref, cur = coded.counts(current[:1])
+    chosen = np.zeros(len(frame), dtype=bool)
+    chosen[current[0]] = True
+    left, right = frame.loc[~chosen, "monthly_charges"], frame.loc[chosen, "monthly_charges"]
+    assert shifted_wasserstein(coded.values, ref, cur, 7.5)[0] == pytest.approx(
+        evidently_score("wasserstein", left, right + 7.5, "num"), rel=1e-9
+    )
+
+
+def real_data(name: str) -> tuple[pd.DataFrame, list[str]]:
+    """Real tabular data shipped inside installed packages, target dropped as in served traffic."""
+    if name in ("fair", "randhie"):  # statsmodels (installed with evidently): a 1974 survey, the RAND HIE
+        datasets = pytest.importorskip("statsmodels.datasets")
+        frame = getattr(datasets, name).load_pandas().data.drop(columns=["affairs" if name == "fair" else "mdvis"])
+    else:
+        loaded = load_wine(as_frame=True)
+        frame = loaded.frame.drop(columns=["target"])
+    return frame, list(frame.columns)
+
+
+def same_distribution_batches(name: str, batch: int, batches: int, seed: int = 0):
+    """Calibrate on 70 % of the rows; draw same-distribution batches from the 30 % never seen."""
+    frame, features = real_data(name)
+    shuffled = frame.sample(frac=1, random_state=seed).reset_index(drop=True)
+    cut = int(len(shuffled) * 0.7)
+    training, held_out = shuffled.iloc[:cut], shuffled.iloc[cut:]
+    config = Drift(min_rows=batch, calibration_sizes=[], calibration_splits=100)
+    calibration = calibrate(training, features, config, seed)
+    draws = [held_out.sample(batch, random_state=seed + 1 + b) for b in range(batches)]
+    return training, features, config, calibration, draws
+
+
+def judged(
+    calibration: Calibration,
+    training: pd.DataFrame,
+    current: pd.DataFrame,
+    features: list[str],
+    config: Drift,
+    report: bool = False,
+) -> Measurement:
+    """Evidently's tests with the calibrated thresholds: its report (what `drift` runs) or, faster, the
+    same stat-test functions without the report (``quick_scores``, equal to the report, tested below)."""
+    thresholds = calibrated_thresholds(calibration.for_rows(len(current)))
+    if report:
+        return measure(training, current, features, config, None, thresholds)
+    return Measurement(quick_scores(training, current, features, config, thresholds), None, None)
+
+
+def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    low = beta.ppf((1 - level) / 2, k, n - k + 1) if k else 0.0
+    high = beta.ppf(1 - (1 - level) / 2, k + 1, n - k) if k < n else 1.0
+    return float(low), float(high)
+
+
+@pytest.mark.parametrize("name", ["fair", "randhie"])
+def test_same_distribution_batches_of_real_data_are_rarely_called_drift(name: str) -> None:
+    training, features, config, calibration, draws = same_distribution_batches(name, 300, 10)
+    flagged = fixed = 0
+    for current in draws:
+        calibrated = judged(calibration, training, current, features, config)
+        assert all(c.calibrated for c in calibrated.features)
+        flagged += bool(calibrated.drifted)  # any column drifted: stricter than any retrain
+        fixed += (
+            data_drift_reason(Measurement(quick_scores(training, current, features, config), None, None), config).grade
+            != "none"
+        )
+    low, high = clopper_pearson(flagged, len(draws))
+    # The full 50-batch evidence is bench/calibration.py; here: not one batch of 10 called drift.
+    assert flagged == 0, (name, flagged, (low, high), fixed)
+    by_report = judged(calibration, training, draws[0], features, config, report=True)
+    quick = judged(calibration, training, draws[0], features, config)
+    assert [(c.column, c.method, c.threshold, c.drifted) for c in by_report.features] == [
+        (c.column, c.method, c.threshold, c.drifted) for c in quick.features
+    ]
+    assert np.allclose([c.score for c in by_report.features], [c.score for c in quick.features])
+
+
+def test_a_known_shift_of_real_data_is_detected() -> None:
+    training, features, config, calibration, draws = same_distribution_batches("fair", 300, 5)
+    size = calibration.for_rows(300)
+    column = "age"
+    detectable = next(c.detectable for c in size.columns if c.column == column)
+    assert detectable is not None and detectable <= 1.5  # the reported power: the shift caught 9 in 10
+    shift = 2 * detectable * training[column].std()
+    caught = sum(
+        bool(judged(calibration, training, d.assign(**{column: d[column] + shift}), features, config).drifted)
+        for d in draws
+    )
+    assert caught == len(draws)
+
+
+def test_a_reference_too_small_for_the_batch_falls_back_to_stricter_thresholds() -> None:
+    frame, features = real_data("wine")  # 178 rows: a 500-row batch cannot be split off
+    calibration = calibrate(frame, features, Drift(min_rows=500, calibration_sizes=[], calibration_splits=100), 0)
+    (size,) = calibration.sizes
+    assert size.conservative and size.current_rows == len(frame) // 2 and size.requested_rows == 500
+    assert any("only 178 training rows" in note for note in calibration.notes)
+    for column in size.columns:  # p-value tests here: stricter means a cut-off at or below Evidently's 0.05
+        assert column.p_value and column.threshold <= 0.05
+    tiny = calibrate(frame.head(30), features, Drift(min_rows=500, calibration_splits=100), 0)
+    assert tiny.sizes == [] and "too few to calibrate" in tiny.notes[-1]
+
+
+def test_train_logs_the_calibration_drift_uses_it_and_calibrate_relogs_it(
+    trained_project, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from gitops_ml import release
+    from gitops_ml.cli import main
+    from gitops_ml.config import load_spec
+    from gitops_ml.example import drifted_batch
+
+    from .conftest import copy_project
+
+    root = copy_project(trained_project, tmp_path_factory.mktemp("calibrated") / "project")
+    release.promote(load_spec(root), 1, "staging")
+    card = next((root / "model_cards").glob("*-v1.md")).read_text(encoding="utf-8")
+    assert "## Drift thresholds" in card and "Batches of 500 rows" in card
+    path = tmp_path_factory.mktemp("batches") / "none.csv"
+    drifted_batch(800, "none", 11).drop(columns=["churned"]).to_csv(path, index=False)
+    run = CliRunner().invoke(
+        main, ["--project", str(root), "drift", "--env", "staging", "--current", str(path), "--json"]
+    )
+    assert run.exit_code == 0, run.output
+    summary = json.loads(run.stdout)
+    assert summary["decision"] == "none", summary["reasons"]
+    assert summary["calibration"]["used"] and summary["calibration"]["current_rows"] == 500
+    assert all(f["calibrated"] and "past" in f for f in summary["features"])
+    assert summary["prediction"]["calibrated"]
+    run = CliRunner().invoke(main, ["--project", str(root), "drift", "calibrate", "1", "--json"])
+    assert run.exit_code == 0, run.output
+    logged = json.loads(run.stdout)
+    assert logged["version"] == 1 and logged["artifact"].endswith("drift/calibration.json")
+    assert [s["current_rows"] for s in logged["calibration"]["sizes"]] == [500, 2000]
