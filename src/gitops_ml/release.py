@@ -755,21 +755,75 @@ def deploy(spec: Spec, env: str) -> Deployment:
             tracking._call(lambda: client.delete_registered_model_alias(spec.model_name, env), spec)
         return _deployed(spec, Deployment(env, None, before, before is not None, None, None,
                                           _image_file(spec, env), None))
-    reasons = registry_disagreements(spec, client, manifest)
-    if reasons:
-        raise CheckFailed(f"not deploying {relative_manifest(spec, env)}: " + "; ".join(reasons))
-    from .serve.package import package  # serving is heavy to import; only deploy needs it
-
-    packaged = package(spec, manifest["version"])
-    if packaged.bento_tag != manifest["bento_tag"]:
-        raise CheckFailed(f"not deploying {relative_manifest(spec, env)}: packaging v{manifest['version']} "
-                          f"gave bento {packaged.bento_tag}, the manifest pins {manifest['bento_tag']}")
+    packaged = packaged_release(spec, env, manifest, client)
     changed = before != manifest["version"]
     if changed:
         target = str(manifest["version"])
         tracking._call(lambda: client.set_registered_model_alias(spec.model_name, env, target), spec)
     return _deployed(spec, Deployment(env, manifest["version"], before, changed, packaged.bento_tag,
                                       manifest["image"], _image_file(spec, env), manifest["model_uri"]))
+
+
+def packaged_release(spec: Spec, env: str, manifest: dict, client, export_dir: Path | None = None):
+    """The bento ``manifest`` pins, built (and exported to ``export_dir``) after the registry is checked
+    to agree with the manifest; refuses a bento that differs from the pinned one."""
+    reasons = registry_disagreements(spec, client, manifest)
+    if reasons:
+        raise CheckFailed(f"not deploying {relative_manifest(spec, env)}: " + "; ".join(reasons))
+    from .serve.package import package  # serving is heavy to import; only deploy needs it
+
+    packaged = package(spec, manifest["version"], export_dir)
+    if packaged.bento_tag != manifest["bento_tag"]:
+        raise CheckFailed(f"not deploying {relative_manifest(spec, env)}: packaging v{manifest['version']} "
+                          f"gave bento {packaged.bento_tag}, the manifest pins {manifest['bento_tag']}")
+    return packaged
+
+
+@dataclass
+class ImageContext:
+    """The build context of the image an environment's release runs, and how to name and label it."""
+
+    env: str
+    version: int
+    bento_tag: str
+    image: str
+    folder: Path
+    dockerfile: Path
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {"org.opencontainers.image.version": f"v{self.version}", "ai.gitops-ml.bento-tag": self.bento_tag,
+                "ai.gitops-ml.model-version": str(self.version), "ai.gitops-ml.environment": self.env}
+
+    def as_dict(self) -> dict:
+        return {"environment": self.env, "version": self.version, "bento_tag": self.bento_tag, "image": self.image,
+                "context": str(self.folder), "dockerfile": str(self.dockerfile), "labels": self.labels}
+
+
+def image_context(spec: Spec, env: str, folder: Path | None = None) -> ImageContext:
+    """Write the container build context of ``environments/<env>/release.yaml``'s bento; moves no alias.
+
+    The image is built from it and pushed before ``deploy`` points the alias at the version, so the
+    alias never names a version whose image does not exist.
+    """
+    from .serve.package import DOCKERFILE, unpack_build_context
+
+    env = check_environment(spec, env)
+    manifest = read_manifest(spec, env)
+    if manifest is None:
+        raise CheckFailed(f"{relative_manifest(spec, env)} does not exist: {env} runs no release, no image to build")
+    folder = Path(folder or spec.root / STATE_DIR / "image" / env)
+    with tempfile.TemporaryDirectory() as scratch:
+        packaged = packaged_release(spec, env, manifest, tracking.connect(spec), Path(scratch))
+        unpack_build_context(packaged.archive, folder)
+    result = ImageContext(env, manifest["version"], packaged.bento_tag, manifest["image"], folder.resolve(),
+                          folder.resolve() / DOCKERFILE)
+    if github.in_actions():
+        for name, value in (("image", result.image), ("bento_tag", result.bento_tag), ("context", str(result.folder)),
+                            ("dockerfile", str(result.dockerfile)), ("version", str(result.version)),
+                            ("labels", "\n".join(f"{k}={v}" for k, v in result.labels.items()))):
+            github.set_output(name, value)
+    return result
 
 
 def _image_file(spec: Spec, env: str) -> Path:

@@ -13,10 +13,10 @@ TASK = {{ cookiecutter.task | tojson }}
 
 # What each level adds to the one below it. Level 0 is everything not listed here.
 ADDED_AT_LEVEL = {
-    1: [".github/workflows/train.yml", ".github/workflows/drift.yml"],
+    # Continuous training and delivery of the model: train.yml proposes staging through promote.yml.
+    1: [".github/workflows/train.yml", ".github/workflows/drift.yml", ".github/workflows/promote.yml"],
     2: [
         ".github/workflows/pipeline.yml",
-        ".github/workflows/promote.yml",
         ".github/workflows/verify.yml",
         ".github/workflows/deploy.yml",
     ],

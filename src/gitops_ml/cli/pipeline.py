@@ -110,6 +110,14 @@ def schema_infer(path: str, target: str, output: Path, class_name: str) -> None:
     )
 
 
+# On a runner the embedded store ends with the job: the version cannot be promoted from anywhere.
+EMBEDDED_IN_ACTIONS = (
+    "MLFLOW_TRACKING_URI is not set: v{version} was registered in this job's embedded MLflow store, "
+    "which ends with the job, so it cannot be promoted. Set the MLFLOW_TRACKING_URI secret to a shared "
+    "tracking server (see the README's secrets table)."
+)
+
+
 @main.command("train")
 @click.option("--data", help="Data file or URI (default: the spec's training data).")
 @json_option
@@ -135,6 +143,10 @@ def train_command(ctx: click.Context, data: str | None) -> None:
     )
     if github.in_actions():
         github.set_output("version", str(result.version))
+        github.set_output("shared_registry", str(not spec.embedded_registry).lower())
+        if spec.embedded_registry:
+            print(github.annotation("warning", EMBEDDED_IN_ACTIONS.format(version=result.version),
+                                    title="MLFLOW_TRACKING_URI is not set"))  # fmt: skip
         github.write_summary(
             f"### Trained {result.model_name} v{result.version}\n\n"
             + github.markdown_table(["metric", "value"], [(k, f"{v:.4f}") for k, v in sorted(result.metrics.items())])

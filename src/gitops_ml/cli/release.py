@@ -109,6 +109,22 @@ def deploy_command(ctx: click.Context, env: str) -> None:
                              f"image `{result.image or '-'}`, bento `{result.bento_tag or '-'}`\n")
 
 
+@main.command("image-context")
+@click.argument("env")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="Folder to write (default: .gitops-ml/image/ENV).")
+@json_option
+@click.pass_context
+def image_context_command(ctx: click.Context, env: str, output: Path | None) -> None:
+    """Before deploy: write the container build context of ENV's released bento (its service, models and
+    Dockerfile) and name its image and labels, for a builder to build and push. Moves no alias."""
+    spec = spec_of(ctx)
+    result = release.image_context(spec, env, output)
+    emit(result.as_dict(), lambda: console.out.print(
+        f"{env}: build context of bento {result.bento_tag} (v{result.version}) in "
+        f"{spec.display(str(result.folder))}; image {result.image}"))
+
+
 @main.command("status")
 @json_option
 @click.pass_context
