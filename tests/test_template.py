@@ -64,8 +64,9 @@ COMMON_FILES = {
 }
 LEVEL_WORKFLOWS = {
     "0": {"ci.yml"},
-    "1": {"ci.yml", "train.yml", "drift.yml", "promote.yml"},
-    "2": {"ci.yml", "train.yml", "drift.yml", "pipeline.yml", "promote.yml", "verify.yml", "deploy.yml"},
+    "1": {"ci.yml", "train.yml", "drift.yml", "promote.yml", "keepalive.yml"},
+    "2": {"ci.yml", "train.yml", "drift.yml", "promote.yml", "keepalive.yml", "pipeline.yml", "verify.yml",
+          "deploy.yml"},
 }
 DATA_FILE = {"classification": "data/churn.csv", "regression": "data/charges.csv"}
 

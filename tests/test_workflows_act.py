@@ -9,14 +9,19 @@ those inputs. Jobs share only what they share on GitHub: the git remote and the 
 
 from __future__ import annotations
 
+import os
 import platform
 import shutil
 import subprocess
+import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
 from cookiecutter.main import cookiecutter
 
+from gitops_ml.example import drifted_batch
+from gitops_ml.processes import free_port, stop, wait_for
 from tests.conftest import REPO, MlflowServer
 from tests.support.act import SHARED_ACTIONS, Act
 
@@ -153,14 +158,51 @@ def complete_card(repository: Path, version: int) -> None:
     git(repository, "fetch", "-q", "origin")
 
 
+def monitor_shared_storage(repository: Path, storage: Path) -> None:
+    """Point the served model's log and the labels at storage every job can read, as a team does
+    with object storage (here a folder on this host); commit it on main."""
+    pyproject = repository / "pyproject.toml"
+    text = pyproject.read_text().replace(
+        "[tool.gitops-ml.drift]\n", f'[tool.gitops-ml.drift]\nfeedback = "{storage / "feedback.csv"}"\n'
+    )
+    pyproject.write_text(text + f'\n[tool.gitops-ml.serving]\ninference_log = "{storage / "inference"}"\n')
+    git(repository, "commit", "-qam", "Monitor the served model's traffic on shared storage")
+    git(repository, "push", "-q", "origin", "main")
+
+
+def serve_traffic(repository: Path, server: MlflowServer, rows, env: str = "production") -> int:
+    """What production does: the released model served, asked ``rows``, stopped (its log flushed)."""
+    port = free_port()
+    environment = {**os.environ, "MLFLOW_TRACKING_URI": server.url, "BENTOML_HOME": str(repository / ".bentoml")}
+    with (repository.parent / "serve.log").open("ab") as log:
+        process = subprocess.Popen([sys.executable, "-m", "gitops_ml", "serve", "--env", env, "--port", str(port)],
+                                   cwd=repository, env=environment, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)  # fmt: skip
+    try:
+        wait_for(f"http://127.0.0.1:{port}/readyz", process, timeout=120)
+        features = rows.drop(columns=["churned"])
+        for start in range(0, len(features), 100):
+            body = features.iloc[start : start + 100].to_json(orient="records").encode()
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/predict_batch", data=body,
+                                             headers={"Content-Type": "application/json"})  # fmt: skip
+            with urllib.request.urlopen(request, timeout=60) as answer:
+                assert answer.status == 200
+    finally:
+        stop(process, grace=20)
+    return len(features)
+
+
 def registry_aliases(server: MlflowServer, name: str) -> dict[str, int]:
     from mlflow import MlflowClient
 
     return {alias: int(v) for alias, v in MlflowClient(server.url).get_registered_model(name).aliases.items()}
 
 
+@pytest.mark.timeout(3600)  # eleven act runs, two served batches: minutes, more on a loaded machine
 def test_train_proposes_staging_then_promote_verify_deploy_run_as_separate_jobs(act: Act, tmp_path: Path) -> None:
     repository = bake(tmp_path, mlops_level="2")
+    storage = tmp_path / "storage"
+    monitor_shared_storage(repository, storage)
     server = MlflowServer(tmp_path / "mlflow").start()
     secrets = {"MLFLOW_TRACKING_URI": server.url}
     try:
@@ -211,5 +253,87 @@ def test_train_proposes_staging_then_promote_verify_deploy_run_as_separate_jobs(
         deployed = act.run(repository, "deploy.yml", "push", push_event(repository, before), secrets=secrets)
         assert_jobs(deployed, "changed environments", "deploy production")
         assert registry_aliases(server, "customer-churn") == {"staging": 1, "production": 1}
+
+        # Moderate drift: the Drift workflow retrains on the labelled recent data and proposes v2.
+        moderate = drifted_batch(1500, "moderate", seed=11)
+        serve_traffic(repository, server, moderate)
+        moderate.to_csv(storage / "feedback.csv", index=False)  # the labels, arrived later
+        drifted = act.run(repository, "drift.yml", "workflow_dispatch", dispatch_event({"environment": "production"}),
+                          inputs={"environment": "production"}, secrets=secrets)  # fmt: skip
+        assert_jobs(drifted, "measure drift", "retrain and open the pull request")
+        assert "open an issue" not in drifted.jobs
+        report = drifted.records_of("actions/upload-artifact")
+        assert [r["inputs"]["name"] for r in report] == ["drift-report"]
+        assert (Path(report[0]["files"]) / ".gitops-ml" / "drift" / "report.html").is_file()
+        retrained = drifted.records_of("peter-evans/create-pull-request")
+        assert len(retrained) == 1
+        inputs = retrained[0]["inputs"]
+        assert inputs["branch"] == "promote/staging/v2" and inputs["labels"] == "retraining"
+        assert inputs["title"].startswith("Retrain customer-churn")
+        body = drifted.recorded_file(retrained[0], inputs["body-path"]).read_text()
+        assert "drift" in body.lower() and "| " in body, body
+        assert registry_aliases(server, "customer-churn") == {"staging": 1, "production": 1}
+
+        # Severe drift: an issue that sends the model back to development, with the drift report's body.
+        serve_traffic(repository, server, drifted_batch(1500, "severe", seed=12))
+        escalated = act.run(repository, "drift.yml", "workflow_dispatch", dispatch_event({"environment": "production"}),
+                            inputs={"environment": "production"}, secrets=secrets)  # fmt: skip
+        assert_jobs(escalated, "measure drift", "open an issue")
+        issues = [r for r in escalated.records if r.get("command") == "gh"]
+        assert len(issues) == 1 and issues[0]["args"][:2] == ["issue", "create"], escalated.records
+        assert (Path(issues[0]["files"]) / "body.md").read_text().strip()
     finally:
         server.stop()
+
+
+# --- level 2: the pipeline on every pull request ---------------------------------------------------
+
+
+def test_pipeline_runs_the_whole_pipeline_on_a_pull_request_and_comments(act: Act, tmp_path: Path) -> None:
+    repository = bake(tmp_path, mlops_level="2")
+    git(repository, "checkout", "-q", "-b", "tune-model")
+    model = next((repository / "src").glob("*/model.py"))
+    model.write_text(model.read_text() + "\n# A change to the model code.\n")
+    git(repository, "commit", "-qam", "Tune the model")
+    # No registry secret, as for a pull request from a fork: the run uses an embedded store.
+    run = act.run(repository, "pipeline.yml", "pull_request", pull_request_event(repository, "tune-model"))
+    assert_jobs(run, "pipeline on sample data, package, smoke")
+    [comment] = run.records_of("actions/github-script")
+    assert "<!-- gitops-ml pipeline -->" in comment["inputs"]["script"]
+    [card] = run.records_of("actions/upload-artifact")
+    assert card["inputs"]["name"] == "model-card"
+    assert list((Path(card["files"]) / "model_cards").glob("*-v1.md"))
+    assert "Gates for customer-churn v1: pass" in run.summary()
+
+
+# --- level 1: continuous training and delivery, and schedules kept alive ---------------------------
+
+
+def test_level_1_trains_and_proposes_staging_and_keeps_its_schedules_alive(act: Act, tmp_path: Path) -> None:
+    repository = bake(tmp_path, mlops_level="1")
+    workflows = {p.name for p in (repository / ".github" / "workflows").glob("*.yml")}
+    assert workflows == {"ci.yml", "train.yml", "promote.yml", "drift.yml", "keepalive.yml"}
+    server = MlflowServer(tmp_path / "mlflow").start()
+    try:
+        trained = act.run(repository, "train.yml", "workflow_dispatch", dispatch_event({}),
+                          secrets={"MLFLOW_TRACKING_URI": server.url})  # fmt: skip
+        assert_jobs(trained, "validate, train, evaluate, card", "Promote/open the promotion pull request")
+        [proposal] = trained.records_of("peter-evans/create-pull-request")
+        assert proposal["inputs"]["branch"] == "promote/staging/v1"
+        assert proposal["inputs"]["title"] == "Promote customer-churn v1 to staging"
+    finally:
+        server.stop()
+
+    kept = act.run(repository, "keepalive.yml", "workflow_dispatch", dispatch_event({}))
+    assert_jobs(kept, "re-enable the scheduled workflows")
+    enabled = [r["args"][2] for r in kept.records if r.get("command") == "gh"]
+    assert enabled == ["drift.yml", "train.yml", "keepalive.yml"]
+
+
+def test_train_without_a_shared_registry_warns_and_proposes_nothing(act: Act, tmp_path: Path) -> None:
+    repository = bake(tmp_path, mlops_level="1")
+    trained = act.run(repository, "train.yml", "workflow_dispatch", dispatch_event({}))
+    assert_jobs(trained, "validate, train, evaluate, card")
+    assert "Promote/open the promotion pull request" not in trained.jobs
+    assert "MLFLOW_TRACKING_URI is not set: v1 was registered in this job's embedded MLflow store" in trained.log
+    assert trained.records_of("peter-evans/create-pull-request") == []
