@@ -178,9 +178,13 @@ def evaluate_command(ctx: click.Context, version: str | None, against: str | Non
             [(g.name, g.value, g.threshold, g.passed) for g in result.gates],
         )
         console.out.print("all gates pass" if result.passed else "a gate FAILED")
+        for notice in result.notices:
+            console.info(notice)
 
     emit(result.as_dict(), render)
     if github.in_actions():
+        for notice in result.notices:
+            print(github.annotation("notice", notice, title="Regression gates skipped"))
         github.set_output("passed", str(result.passed).lower())
         github.write_summary(
             f"### Gates for {spec.model_name} v{result.version}: "
