@@ -274,8 +274,11 @@ def test_train_proposes_staging_then_promote_verify_deploy_run_as_separate_jobs(
         assert "drift" in body.lower() and "| " in body, body
         assert registry_aliases(server, "customer-churn") == {"staging": 1, "production": 1}
 
-        # Severe drift: an issue that sends the model back to development, with the drift report's body.
-        serve_traffic(repository, server, drifted_batch(1500, "severe", seed=12))
+        # Severe drift, a week later (the moderate traffic and its labels have left the window): an
+        # issue that sends the model back to development, with the drift report's body.
+        shutil.rmtree(storage / "inference")
+        (storage / "feedback.csv").unlink()
+        serve_traffic(repository, server, drifted_batch(1500, "severe", seed=22))
         escalated = act.run(repository, "drift.yml", "workflow_dispatch", dispatch_event({"environment": "production"}),
                             inputs={"environment": "production"}, secrets=secrets)  # fmt: skip
         assert_jobs(escalated, "measure drift", "open an issue")
