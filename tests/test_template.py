@@ -342,7 +342,7 @@ def test_changed_environments_follows_the_declared_order(bakes, tmp_path):
     subprocess.run([*git, "commit", "-qm", "release"], cwd=project, check=True)
 
     def changed(**env: str) -> str:
-        done = subprocess.run(["make", "-s", "changed-environments", f"PYTHON={sys.executable}"], cwd=project,
+        done = subprocess.run(["make", "-s", "changed-environments", f"PYTHON={sys.executable}", "VENV="], cwd=project,
                               capture_output=True, text=True, check=True, env={**_path_env(), **env})
         return done.stdout.strip()
 
