@@ -64,8 +64,9 @@ COMMON_FILES = {
 }
 LEVEL_WORKFLOWS = {
     "0": {"ci.yml"},
-    "1": {"ci.yml", "train.yml", "drift.yml"},
-    "2": {"ci.yml", "train.yml", "drift.yml", "pipeline.yml", "promote.yml", "verify.yml", "deploy.yml"},
+    "1": {"ci.yml", "train.yml", "drift.yml", "promote.yml", "keepalive.yml"},
+    "2": {"ci.yml", "train.yml", "drift.yml", "promote.yml", "keepalive.yml", "pipeline.yml", "verify.yml",
+          "deploy.yml"},
 }
 DATA_FILE = {"classification": "data/churn.csv", "regression": "data/charges.csv"}
 
@@ -80,6 +81,8 @@ PINS = {
     "peter-evans/create-pull-request": ("5e914681df9dc83aa4e4905692ca88beb2f9e91f", "v7.0.5"),
     "docker/setup-buildx-action": ("c47758b77c9736f4b2ef4073d4d51994fabfe349", "v3.7.1"),
     "docker/login-action": ("9780b0c442fbb1117ed29e0efdff1e18412f7567", "v3.3.0"),
+    "docker/build-push-action": ("263435318d21b8e681c14492fe198d362a7d2c83", "v6.18.0"),
+    "actions/create-github-app-token": ("bcd2ba49218906704ab6c1aa796996da409d3eb1", "v3.2.0"),
 }
 MAKE_TARGETS = ["help", "setup", "lint", "test", "validate", "train", "evaluate", "card", "package", "serve",
                 "smoke", "promote", "verify", "deploy", "drift", "retrain", "all"]

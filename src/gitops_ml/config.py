@@ -212,6 +212,11 @@ class Spec(_Section):
         return f"sqlite:///{(self.store_dir / 'mlflow.db').resolve()}"
 
     @property
+    def embedded_registry(self) -> bool:
+        """True when MLflow is the project's own sqlite store: nobody else sees its versions."""
+        return not (os.environ.get("MLFLOW_TRACKING_URI") or self.tracking_uri)
+
+    @property
     def environments_dir(self) -> Path:
         return self.root / "environments"
 

@@ -41,6 +41,11 @@ def drift_summary_file(root: Path) -> Path:
     return drift_dir(root) / "summary.json"
 
 
+def image_context_dir(root: Path, env: str) -> Path:
+    """The container build context ``image-context`` writes for the build-and-push step."""
+    return state_dir(root) / "image" / env
+
+
 def deploy_file(root: Path, env: str) -> Path:
     """The image reference ``deploy`` leaves for the containerize-and-push step."""
     return state_dir(root) / "deploy" / f"{env}.json"

@@ -10,9 +10,11 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .engine_wheel import running_engine_wheel
 from .errors import ConfigError
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "template"
@@ -74,18 +76,31 @@ def parse_answers(pairs: list[str] | tuple[str, ...], template: Path | None = No
 
 def new(answers: dict[str, str] | None = None, output_dir: Path | str = ".", no_input: bool = True,
         template: Path | None = None) -> Scaffold:
-    """Render the template into ``output_dir/<project_slug>``; refused answers leave nothing behind."""
-    from cookiecutter.exceptions import CookiecutterException, FailedHookException, OutputDirExistsException
-    from cookiecutter.main import cookiecutter
+    """Render the template into ``output_dir/<project_slug>``; refused answers leave nothing behind.
 
+    ``engine_source=wheel`` keeps a wheel of the running engine in the repository (``engine/``).
+    """
     source = template or template_dir()
     output = Path(output_dir).resolve()
     if not output.is_dir():
         raise ConfigError(f"output directory {output} does not exist")
+    context = dict(answers or {})
+    with tempfile.TemporaryDirectory() as scratch:
+        if context.get("engine_source") == "wheel" and not context.get("_engine_wheel"):
+            context["_engine_wheel"] = str(running_engine_wheel(Path(scratch)))
+        written = _render(source, context, output, no_input)
+    files = sorted(p.relative_to(written).as_posix() for p in written.rglob("*") if p.is_file())
+    return Scaffold(path=written, answers=dict(answers or {}), files=files)
+
+
+def _render(source: Path, context: dict[str, str], output: Path, no_input: bool) -> Path:
+    from cookiecutter.exceptions import CookiecutterException, FailedHookException, OutputDirExistsException
+    from cookiecutter.main import cookiecutter
+
     try:
         with _quiet_hook_tracebacks():
-            written = Path(cookiecutter(str(source), no_input=no_input, extra_context=dict(answers or {}),
-                                        output_dir=str(output)))
+            return Path(cookiecutter(str(source), no_input=no_input, extra_context=context,
+                                     output_dir=str(output)))
     except ValueError as exc:  # cookiecutter's word for an answer outside a question's choices
         raise ConfigError(f"answer refused: {exc}") from exc
     except FailedHookException as exc:
@@ -96,8 +111,6 @@ def new(answers: dict[str, str] | None = None, output_dir: Path | str = ".", no_
         raise ConfigError(f"{str(exc).removeprefix('Error: ')}: choose another project_slug or --output-dir") from exc
     except CookiecutterException as exc:  # bad choice values and the like
         raise ConfigError(f"the template could not be rendered: {exc}") from exc
-    files = sorted(p.relative_to(written).as_posix() for p in written.rglob("*") if p.is_file())
-    return Scaffold(path=written, answers=dict(answers or {}), files=files)
 
 
 @contextlib.contextmanager

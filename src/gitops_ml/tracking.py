@@ -133,6 +133,14 @@ def _version(model: ModelVersion) -> Version:
     )
 
 
+def registry(spec: Spec) -> str:
+    """The registry as an error names it; the embedded store says so, since a miss there usually
+    means a shared registry was meant (in CI, the MLFLOW_TRACKING_URI secret is unset)."""
+    if spec.embedded_registry:
+        return f"{spec.tracking} (MLFLOW_TRACKING_URI is not set: this is the project's own embedded store)"
+    return spec.tracking
+
+
 def get_version(spec: Spec, client: MlflowClient, version: int | None = None) -> Version:
     """A registered version of the project's model; the newest when ``version`` is None."""
     name = spec.model_name
@@ -140,13 +148,13 @@ def get_version(spec: Spec, client: MlflowClient, version: int | None = None) ->
         versions = call(lambda: client.search_model_versions(f"name='{name}'"), spec)
         if not versions:
             raise ConfigError(
-                f"model '{name}' has no registered version at {spec.tracking}; run `gitops-ml train` first"
+                f"model '{name}' has no registered version at {registry(spec)}; run `gitops-ml train` first"
             )
         return _version(max(versions, key=lambda v: int(v.version)))
     try:
         return _version(call(lambda: client.get_model_version(name, str(version)), spec))
     except MlflowException as exc:
-        raise ConfigError(f"model '{name}' has no version {version} at {spec.tracking}") from exc
+        raise ConfigError(f"model '{name}' has no version {version} at {registry(spec)}") from exc
 
 
 def version_by_alias(spec: Spec, client: MlflowClient, alias: str) -> Version | None:

@@ -5,18 +5,28 @@ Runs inside the generated folder with the Python that runs cookiecutter: standar
 """
 
 import csv
+import hashlib
+import shutil
 import sys
 from pathlib import Path
 
 LEVEL = int({{ cookiecutter.mlops_level | tojson }})
 TASK = {{ cookiecutter.task | tojson }}
+ENGINE_SOURCE = {{ cookiecutter.engine_source | tojson }}
+ENGINE_WHEEL = {{ cookiecutter._engine_wheel | tojson }}
+ENGINE_DIR = Path("engine")
 
 # What each level adds to the one below it. Level 0 is everything not listed here.
 ADDED_AT_LEVEL = {
-    1: [".github/workflows/train.yml", ".github/workflows/drift.yml"],
+    # Continuous training and delivery of the model: train.yml proposes staging through promote.yml.
+    1: [
+        ".github/workflows/train.yml",
+        ".github/workflows/drift.yml",
+        ".github/workflows/promote.yml",
+        ".github/workflows/keepalive.yml",
+    ],
     2: [
         ".github/workflows/pipeline.yml",
-        ".github/workflows/promote.yml",
         ".github/workflows/verify.yml",
         ".github/workflows/deploy.yml",
     ],
@@ -54,7 +64,31 @@ def derive_regression_sample(source: Path, destination: Path) -> int:
     return len(rows)
 
 
+def vendor_engine(wheel: Path, folder: Path) -> Path:
+    """Keep the engine's wheel in the repository, pinned by its hash, for ``make setup`` to install
+    before the project itself: the engine works before (and without) a release on a package index."""
+    folder.mkdir()
+    kept = folder / wheel.name
+    shutil.copyfile(wheel, kept)
+    digest = hashlib.sha256(kept.read_bytes()).hexdigest()
+    (folder / "requirements.txt").write_text(
+        "# The gitops-ml engine this repository was generated with; make setup installs it first.\n"
+        f"./{folder.name}/{kept.name} --hash=sha256:{digest}\n",
+        encoding="utf-8",
+    )
+    return kept
+
+
 def main() -> int:
+    if ENGINE_SOURCE == "wheel":
+        wheel = Path(ENGINE_WHEEL)
+        if not ENGINE_WHEEL or not wheel.is_file() or wheel.suffix != ".whl":
+            print(f"engine_source 'wheel' keeps a wheel of gitops-ml in the repository, but _engine_wheel "
+                  f"{ENGINE_WHEEL!r} is not a wheel file: run `gitops-ml new engine_source=wheel`, which "
+                  "builds it from the running engine, or pass _engine_wheel=/path/to/gitops_ml-*.whl",
+                  file=sys.stderr)
+            return 1
+        vendor_engine(wheel, ENGINE_DIR)
     remove_above_level(LEVEL)
     if TASK == "regression":
         derive_regression_sample(CLASSIFICATION_DATA, REGRESSION_DATA)

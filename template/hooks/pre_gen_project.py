@@ -33,7 +33,7 @@ CHOICES = {
     "mlops_level": ("0", "1", "2"),
     "task": ("classification", "regression"),
     "license": ("Apache-2.0", "MIT", "Proprietary"),
-    "engine_source": ("package index", "git"),
+    "engine_source": ("package index", "git", "wheel"),
 }
 # (lowest, highest, names) per cron field, as GitHub's scheduler reads them.
 CRON_FIELDS = (

@@ -136,6 +136,8 @@ def evaluate_command(ctx: click.Context, version: str | None, against: str | Non
             [(g.name, g.value, g.threshold, g.passed) for g in result.gates],
         )
         console.out.print("all gates pass" if result.passed else "a gate FAILED")
+        for notice in result.notices:
+            console.info(notice)
 
     emit(result.as_dict(), render)
     if not result.passed:

@@ -125,6 +125,23 @@ def changed_environments_command(ctx: click.Context, requested: str) -> None:
     click.echo("environments=" + json.dumps(release.changed_environments(spec, requested, paths)))
 
 
+@main.command("image-context")
+@click.argument("env")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="Folder to write (default: .gitops-ml/image/ENV).")
+@json_option
+@click.pass_context
+def image_context_command(ctx: click.Context, env: str, output: Path | None) -> None:
+    """Before deploy: write the container build context of ENV's released bento (its service, models and
+    Dockerfile) and name its image and labels, for a builder to build and push. Moves no alias."""
+    spec = spec_of(ctx)
+    result = release.image_context(spec, env, output)
+    emit(result.as_dict(), lambda: console.out.print(
+        f"{env}: build context of bento {result.bento_tag} (v{result.version}) in "
+        f"{spec.display(str(result.folder))}; image {result.image}"))
+    return result
+
+
 @main.command("status")
 @json_option
 @click.pass_context

@@ -68,8 +68,20 @@ def validation(report, spec: Spec | None, echo: Callable[[str], None]) -> None:
     github.write_summary(summary)
 
 
+# On a runner the embedded store ends with the job: the version cannot be promoted from anywhere.
+EMBEDDED_IN_ACTIONS = (
+    "MLFLOW_TRACKING_URI is not set: v{version} was registered in this job's embedded MLflow store, "
+    "which ends with the job, so it cannot be promoted. Set the MLFLOW_TRACKING_URI secret to a shared "
+    "tracking server (see the README's secrets table)."
+)
+
+
 def training(result, spec: Spec | None, echo: Callable[[str], None]) -> None:
-    _outputs({"version": result.version})
+    shared = spec is not None and not spec.embedded_registry
+    _outputs({"version": result.version, "shared_registry": str(shared).lower()})
+    if not shared:
+        echo(github.annotation("warning", EMBEDDED_IN_ACTIONS.format(version=result.version),
+                               title="MLFLOW_TRACKING_URI is not set"))  # fmt: skip
     github.write_summary(
         f"### Trained {result.model_name} v{result.version}\n\n"
         + github.markdown_table(["metric", "value"], [(k, f"{v:.4f}") for k, v in sorted(result.metrics.items())])
@@ -77,6 +89,8 @@ def training(result, spec: Spec | None, echo: Callable[[str], None]) -> None:
 
 
 def evaluation(result, spec: Spec | None, echo: Callable[[str], None]) -> None:
+    for notice in result.notices:
+        echo(github.annotation("notice", notice, title="Regression gates skipped"))
     _outputs({"passed": str(result.passed).lower()})
     github.write_summary(
         f"### Gates for {spec.model_name} v{result.version}: {'pass' if result.passed else 'FAIL'}\n\n"
@@ -153,6 +167,23 @@ def deployment(result, spec: Spec | None, echo: Callable[[str], None]) -> None:
     )
 
 
+def image_building(result, spec: Spec | None, echo: Callable[[str], None]) -> None:
+    _outputs(
+        {
+            "image": result.image,
+            "bento_tag": result.bento_tag,
+            "version": result.version,
+            "context": result.folder,
+            "dockerfile": result.dockerfile,
+            "labels": "\n".join(f"{key}={value}" for key, value in result.labels.items()),
+        }
+    )
+    github.write_summary(
+        f"### Image of {spec.model_name} v{result.version} for {result.env}\n\n"
+        f"`{result.image}` from bento `{result.bento_tag}`\n"
+    )
+
+
 def drift_check(result, spec: Spec | None, echo: Callable[[str], None]) -> None:
     from ..monitor import outputs
 
@@ -197,6 +228,7 @@ REPORTERS: dict[str, Callable[[object, Spec | None, Callable[[str], None]], None
     "smoke": smoking,
     "promote": promotion,
     "verify": verification,
+    "image-context": image_building,
     "deploy": deployment,
     "drift": drift_check,
     "retrain": retraining,

@@ -7,7 +7,7 @@ registry. Rolling back is reverting the release commit, then deploying again.
 
 One module per job: ``manifest`` (the typed manifest and its schema), ``environments`` (where
 manifests live, what git says), ``registry`` (what MLflow says), ``promote``, ``pr`` (the pull
-request's text), ``verify``, ``deploy``, ``status``.
+request's text), ``verify``, ``image`` (the build context of a release's image), ``deploy``, ``status``.
 """
 
 from .deploy import Deployment, deploy
@@ -19,6 +19,7 @@ from .environments import (
     read_manifest,
     relative_manifest,
 )
+from .image import ImageContext, image_context
 from .manifest import ReleaseManifest, dump_manifest, parse_manifest, schema_problems
 from .promote import Promotion, promote
 from .registry import alias_version
@@ -28,6 +29,7 @@ from .verify import ManifestCheck, Verification, manifest_problems, verify
 __all__ = [
     "Deployment",
     "EnvironmentStatus",
+    "ImageContext",
     "ManifestCheck",
     "Promotion",
     "ReleaseManifest",
@@ -37,6 +39,7 @@ __all__ = [
     "check_environment",
     "current_version",
     "deploy",
+    "image_context",
     "dump_manifest",
     "manifest_path",
     "manifest_problems",

@@ -10,7 +10,8 @@ from .. import gitutil, layout, tracking
 from ..config import Spec
 from ..errors import CheckFailed
 from .environments import check_environment, read_manifest, relative_manifest
-from .registry import alias_version, registry_disagreements
+from .image import packaged_release
+from .registry import alias_version
 from .verify import content_reasons
 
 
@@ -49,17 +50,9 @@ def deploy(spec: Spec, env: str, base: str = "main") -> Deployment:
         if before is not None:
             tracking.call(lambda: client.delete_registered_model_alias(spec.model_name, env), spec)
         return _deployed(Deployment(env, None, before, before is not None, None, None, image_file, None))
-    reasons = refusals + registry_disagreements(spec, client, manifest)
-    if reasons:
-        raise CheckFailed(f"not deploying {relative_manifest(spec, env)}: " + "; ".join(reasons))
-    from ..serve.package import package  # serving is heavy to import; only deploy needs it
-
-    packaged = package(spec, manifest.version)
-    if packaged.bento_tag != manifest.bento_tag:
-        raise CheckFailed(
-            f"not deploying {relative_manifest(spec, env)}: packaging v{manifest.version} "
-            f"gave bento {packaged.bento_tag}, the manifest pins {manifest.bento_tag}"
-        )
+    if refusals:
+        raise CheckFailed(f"not deploying {relative_manifest(spec, env)}: " + "; ".join(refusals))
+    packaged = packaged_release(spec, env, manifest, client)
     changed = before != manifest.version
     if changed:
         target = str(manifest.version)

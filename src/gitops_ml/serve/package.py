@@ -246,6 +246,22 @@ def _forget_service_modules() -> None:
         del sys.modules[name]
 
 
+def unpack_build_context(archive: str, folder: Path) -> Path:
+    """An exported bento, unpacked into ``folder``: a container build context that holds the service,
+    its models and the generated Dockerfile (``env/docker/Dockerfile``). What ``bentoml containerize``
+    builds, for builders that need no Docker daemon of BentoML's choosing (buildx, buildah)."""
+    import tarfile
+
+    folder = Path(folder).resolve()
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    with tarfile.open(archive, "r:*") as bundle:
+        bundle.extractall(folder, filter="data")
+    if not (folder / DOCKERFILE).is_file():
+        raise PackagingError(f"{archive} holds no {DOCKERFILE}: not a bento with a generated Dockerfile")
+    return folder
+
+
 def export(bento, export_dir: Path) -> str:
     """Write ``<dir>/<name>-<version>.bento``; the path is made absolute first, since BentoML writes a
     relative export path at the filesystem root."""

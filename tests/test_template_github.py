@@ -1,0 +1,108 @@
+"""What a real GitHub would break, checked in the generated files (GitHub's side cannot run here):
+required checks that never report, pull requests whose checks never start, schedules that stop,
+and README advice that does not match the workflows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from cookiecutter.main import cookiecutter
+
+from tests.conftest import REPO
+
+APP_TOKEN = "actions/create-github-app-token@bcd2ba49218906704ab6c1aa796996da409d3eb1"
+
+
+@pytest.fixture(scope="module")
+def bakes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("bakes")
+    return {level: Path(cookiecutter(str(REPO / "template"), no_input=True, output_dir=str(root / level),
+                                     extra_context={"mlops_level": level})) for level in ("0", "1", "2")}  # fmt: skip
+
+
+def workflow(repository: Path, name: str) -> dict:
+    document = yaml.safe_load((repository / ".github" / "workflows" / name).read_text())
+    document["on"] = document.pop(True)  # YAML 1.1 reads the key `on` as a boolean
+    return document
+
+
+def steps(document: dict, job: str) -> list[dict]:
+    return document["jobs"][job]["steps"]
+
+
+def test_verify_runs_on_every_pull_request_since_it_is_a_required_check(bakes) -> None:
+    trigger = workflow(bakes["2"], "verify.yml")["on"]
+    assert trigger == {"pull_request": None}, "a path filter leaves a required check pending forever"
+
+
+@pytest.mark.parametrize(("level", "name", "job"), [("1", "promote.yml", "promote"), ("2", "promote.yml", "promote"),
+                                                     ("1", "drift.yml", "retrain"), ("2", "drift.yml", "retrain")])
+def test_pull_requests_are_opened_with_a_minted_app_token_or_say_their_checks_wait(bakes, level, name, job) -> None:
+    document = workflow(bakes[level], name)
+    listed = steps(document, job)
+    token = next(s for s in listed if s.get("uses", "").startswith("actions/create-github-app-token@"))
+    assert token["uses"] == APP_TOKEN
+    assert token["with"]["app-id"] == "${{ secrets.PROMOTION_APP_ID }}"
+    assert token["with"]["private-key"] == "${{ secrets.PROMOTION_APP_PRIVATE_KEY }}"
+    assert {k: v for k, v in token["with"].items() if k.startswith("permission-")} == {
+        "permission-contents": "write", "permission-pull-requests": "write"}  # fmt: skip
+    assert "env.HAS_PROMOTION_APP == 'true'" in token["if"]
+    note = next(s for s in listed if "default-token-note.md" in s.get("run", ""))
+    assert "env.HAS_PROMOTION_APP != 'true'" in note["if"]
+    assert '>> "$BODY_FILE"' in note["run"] and '>> "$GITHUB_STEP_SUMMARY"' in note["run"]
+    opened = next(s for s in listed if s.get("uses", "").startswith("peter-evans/create-pull-request@"))
+    assert opened["with"]["token"] == "${{ steps.app-token.outputs.token || github.token }}"
+    assert "PROMOTION_TOKEN" not in (bakes[level] / ".github" / "workflows" / name).read_text()
+    text = (bakes[level] / ".github" / "default-token-note.md").read_text()
+    assert "close and reopen" in text.lower() and "PROMOTION_APP_ID" in text and "PROMOTION_APP_PRIVATE_KEY" in text
+
+
+@pytest.mark.parametrize("level", ["1", "2"])
+def test_the_readme_says_how_to_configure_the_app_and_not_to_store_a_minted_token(bakes, level) -> None:
+    readme = (bakes[level] / "README.md").read_text()
+    assert "PROMOTION_APP_ID" in readme and "PROMOTION_APP_PRIVATE_KEY" in readme
+    assert "expire after an hour" in readme and "do not store one as a" in readme
+    assert "PROMOTION_TOKEN" not in readme
+
+
+def test_the_readme_names_the_limits_of_environments_and_up_to_date_branches(bakes) -> None:
+    readme = " ".join((bakes["2"] / "README.md").read_text().split())
+    assert "only on GitHub Enterprise" in readme and "public repositories" in readme
+    assert "require branches to be up to date before merging" in readme
+
+
+@pytest.mark.parametrize("level", ["1", "2"])
+def test_scheduled_workflows_are_kept_alive_with_least_privilege(bakes, level) -> None:
+    document = workflow(bakes[level], "keepalive.yml")
+    assert document["on"]["schedule"] == [{"cron": "41 4 1 * *"}]
+    assert document["permissions"] == {}
+    [job] = document["jobs"].values()
+    assert job["permissions"] == {"actions": "write"}
+    run = job["steps"][0]["run"]
+    assert "gh workflow enable" in run and all(name in run for name in ("drift.yml", "train.yml", "keepalive.yml"))
+    assert "keepalive.yml" in (bakes[level] / "README.md").read_text()
+
+
+def test_level_0_has_no_schedules_to_keep_alive(bakes) -> None:
+    assert not (bakes["0"] / ".github" / "workflows" / "keepalive.yml").exists()
+
+
+@pytest.mark.parametrize("level", ["1", "2"])
+def test_training_delivers_to_staging_through_the_promote_workflow(bakes, level) -> None:
+    propose = workflow(bakes[level], "train.yml")["jobs"]["propose"]
+    assert propose["uses"] == "./.github/workflows/promote.yml"
+    assert propose["with"]["environment"] == "staging"
+    assert "needs.train.outputs.passed == 'true'" in propose["if"]
+    assert "needs.train.outputs.shared_registry == 'true'" in propose["if"]
+    promote = workflow(bakes[level], "promote.yml")["on"]
+    assert set(promote) == {"workflow_call", "workflow_dispatch"}
+    readme = " ".join((bakes[level] / "README.md").read_text().split())
+    assert "the Train workflow proposes it for staging itself" in readme
+    assert "continuous training and delivery of the model" in readme
+
+
+def test_the_readme_names_the_image_tag_the_manifest_pins(bakes) -> None:
+    readme = (bakes["2"] / "README.md").read_text()
+    assert ":v<N>-<bento digest>" in readme and ":v<N>`" not in readme
