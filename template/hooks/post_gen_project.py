@@ -11,16 +11,9 @@ from pathlib import Path
 LEVEL = int({{ cookiecutter.mlops_level | tojson }})
 TASK = {{ cookiecutter.task | tojson }}
 
-# What each level adds to the one below it. Level 0 is everything not listed here.
-ADDED_AT_LEVEL = {
-    1: [".github/workflows/train.yml", ".github/workflows/drift.yml"],
-    2: [
-        ".github/workflows/pipeline.yml",
-        ".github/workflows/promote.yml",
-        ".github/workflows/verify.yml",
-        ".github/workflows/deploy.yml",
-    ],
-}
+# What each level adds to the one below it, from cookiecutter.json (``_workflows_by_level``), the
+# one place `gitops-ml new` and the tests read it from too.
+ADDED_AT_LEVEL = {int(level): paths for level, paths in {{ cookiecutter._workflows_by_level | tojson }}.items()}
 
 CLASSIFICATION_DATA = Path("data/churn.csv")
 REGRESSION_DATA = Path("data/charges.csv")
