@@ -19,25 +19,17 @@ import pytest
 import yaml
 from click.testing import CliRunner
 from cookiecutter.exceptions import FailedHookException
-from cookiecutter.main import cookiecutter
 
 from gitops_ml import __version__, scaffold
 from gitops_ml.cli import main
 
-REPO = Path(__file__).resolve().parents[1]
-TEMPLATE = REPO / "template"
+from .support.bake import CYCLED, PRODUCT, REPO, TEMPLATE, bake, config_generator, config_id, files_of, template_facts
+
 BIN = Path(sys.executable).parent
 EXAMPLE_DATA = REPO / "src" / "gitops_ml" / "example" / "data" / "churn.csv"
 
-# (level, task, python): every level with both tasks, both Python versions at least once.
-MATRIX = [
-    ("0", "classification", "3.11"),
-    ("0", "regression", "3.12"),
-    ("1", "classification", "3.12"),
-    ("1", "regression", "3.11"),
-    ("2", "classification", "3.12"),
-    ("2", "regression", "3.11"),
-]
+# Every level with both tasks, every Python version and licence at least once: from cookiecutter.json.
+MATRIX = config_generator()
 
 COMMON_FILES = {
     ".github/CODEOWNERS",
@@ -85,34 +77,38 @@ MAKE_TARGETS = ["help", "setup", "lint", "test", "validate", "train", "evaluate"
                 "smoke", "promote", "verify", "deploy", "drift", "retrain", "all"]
 
 
-def bake(output_dir: Path, **answers: str) -> Path:
-    return Path(cookiecutter(str(TEMPLATE), no_input=True, extra_context=answers, output_dir=str(output_dir)))
-
-
-def files_of(project: Path) -> set[str]:
-    return {p.relative_to(project).as_posix() for p in project.rglob("*") if p.is_file()}
-
-
 @pytest.fixture(scope="module")
-def bakes(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str, str], Path]:
-    """One bake per configuration of the matrix, shared by the module."""
+def bakes(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[dict[str, str], Path]]:
+    """One bake per configuration of the matrix, shared by the module (tests only read them)."""
     root = tmp_path_factory.mktemp("bakes")
-    return {
-        (level, task, python): bake(root / f"l{level}-{task}-{python}", mlops_level=level, task=task,
-                                    python_version=python, project_name=f"Churn L{level} {task}")
-        for level, task, python in MATRIX
-    }
+    return [(config, bake(root / config_id(config), **config,
+                          project_name=f"Churn L{config['mlops_level']} {config['task']}"))
+            for config in MATRIX]
 
 
-def all_bakes(bakes) -> list[tuple[tuple[str, str, str], Path]]:
-    return sorted(bakes.items())
+def pick(bakes, **wanted: str) -> Path:
+    """The first bake of the matrix whose answers include ``wanted``."""
+    return next(path for config, path in bakes if wanted.items() <= config.items())
+
+
+def all_bakes(bakes) -> list[tuple[dict[str, str], Path]]:
+    return list(bakes)
+
+
+def test_the_matrix_bakes_every_option_of_every_choice_question():
+    """What config_generator promises: a choice added to cookiecutter.json is baked without a test edit."""
+    facts = template_facts()
+    for name in (*PRODUCT, *CYCLED):
+        assert {config[name] for config in MATRIX} == set(facts[name]), name
+    levels_tasks = {(config["mlops_level"], config["task"]) for config in MATRIX}
+    assert len(levels_tasks) == len(facts["mlops_level"]) * len(facts["task"])
 
 
 # -- what a bake holds ------------------------------------------------------------------------------
-@pytest.mark.parametrize("config", MATRIX, ids=lambda c: "-".join(c))
+@pytest.mark.parametrize("config", MATRIX, ids=config_id)
 def test_bake_has_the_files_of_its_level_and_nothing_else(bakes, config):
-    level, task, _ = config
-    project = bakes[config]
+    level, task = config["mlops_level"], config["task"]
+    project = pick(bakes, **config)
     package = project.name.replace("-", "_")
     expected = {f.format(package=package) for f in COMMON_FILES}
     expected |= {f".github/workflows/{name}" for name in LEVEL_WORKFLOWS[level]}
@@ -120,9 +116,9 @@ def test_bake_has_the_files_of_its_level_and_nothing_else(bakes, config):
     assert files_of(project) == expected
 
 
-@pytest.mark.parametrize("config", MATRIX, ids=lambda c: "-".join(c))
+@pytest.mark.parametrize("config", MATRIX, ids=config_id)
 def test_no_jinja_is_left_and_github_expressions_only_under_github(bakes, config):
-    project = bakes[config]
+    project = pick(bakes, **config)
     for path in project.rglob("*"):
         if not path.is_file():
             continue
@@ -139,7 +135,7 @@ def test_no_jinja_is_left_and_github_expressions_only_under_github(bakes, config
 
 def test_github_expressions_survive_rendering(bakes):
     """Workflows copied verbatim and the rendered drift.yml both keep GitHub's ${{ }} intact."""
-    project = bakes[("2", "classification", "3.12")]
+    project = pick(bakes, mlops_level="2", task="classification")
     for name in LEVEL_WORKFLOWS["2"]:
         text = (project / ".github" / "workflows" / name).read_text()
         assert "${{ github." in text or "${{ inputs." in text, name
@@ -148,12 +144,12 @@ def test_github_expressions_survive_rendering(bakes):
     assert 'cron: "17 6 * * 1"' in drift
 
 
-@pytest.mark.parametrize("config", MATRIX, ids=lambda c: "-".join(c))
+@pytest.mark.parametrize("config", MATRIX, ids=config_id)
 def test_project_settings_follow_the_answers(bakes, config):
     import tomllib
 
-    level, task, python = config
-    project = bakes[config]
+    task, python = config["task"], config["python_version"]
+    project = pick(bakes, **config)
     pyproject = tomllib.loads((project / "pyproject.toml").read_text())
     package = project.name.replace("-", "_")
     spec = pyproject["tool"]["gitops-ml"]
@@ -185,7 +181,7 @@ def test_template_sample_is_the_bundled_example_data():
 
 
 def test_regression_sample_has_the_target_and_no_leaking_columns(bakes):
-    project = bakes[("2", "regression", "3.11")]
+    project = pick(bakes, mlops_level="2", task="regression")
     with (project / "data" / "charges.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     with EXAMPLE_DATA.open() as handle:
@@ -200,7 +196,7 @@ def test_regression_data_meets_its_contract(bakes):
     from gitops_ml.config import load_spec
     from gitops_ml.data import check_data
 
-    spec = load_spec(bakes[("0", "regression", "3.12")])
+    spec = load_spec(pick(bakes, mlops_level="0", task="regression"))
     _, report = check_data(spec)
     assert report.passed, report.as_dict()
 
@@ -219,7 +215,7 @@ def test_engine_source_git_points_at_this_repository(tmp_path):
 
 
 def test_apache_licence_is_the_full_text(bakes):
-    text = (bakes[("0", "classification", "3.11")] / "LICENSE").read_text()
+    text = (pick(bakes, license="Apache-2.0") / "LICENSE").read_text()
     assert "Apache License" in text and "END OF TERMS AND CONDITIONS" in text and text.endswith("License.\n")
 
 
@@ -279,24 +275,24 @@ def test_check_jsonschema_and_zizmor_find_nothing_offline(bakes):
             assert "No findings to report" in audit.stdout + audit.stderr
 
 
-@pytest.mark.parametrize("config", MATRIX, ids=lambda c: "-".join(c))
+@pytest.mark.parametrize("config", MATRIX, ids=config_id)
 def test_readme_lists_every_secret_and_states_githubs_behaviours(bakes, config):
-    project = bakes[config]
+    project = pick(bakes, **config)
     readme = (project / "README.md").read_text()
     used = {name for path in (project / ".github" / "workflows").glob("*.yml")
             for name in re.findall(r"secrets\.(\w+)", path.read_text())}
-    assert bool(used) == (config[0] != "0"), used  # level 0's CI needs no secret
+    assert bool(used) == (config["mlops_level"] != "0"), used  # level 0's CI needs no secret
     for name in used:
         assert f"`{name}`" in readme, f"README does not list the secret {name}"
     assert "start no workflows" in readme and "PROMOTION_TOKEN" in readme
     assert "only on the default branch" in readme and "60 days without activity" in readme
-    if config[0] == "2":
+    if config["mlops_level"] == "2":
         for setting in ("`staging`, `production` | environments", "required status check", "code owners"):
             assert setting in readme, setting
 
 
 def test_the_workflows_call_only_make_targets_that_exist(bakes):
-    project = bakes[("2", "classification", "3.12")]
+    project = pick(bakes, mlops_level="2", task="classification")
     makefile = (project / "Makefile").read_text()
     defined = set(re.findall(r"^([a-z][a-z-]*):", makefile, flags=re.M))
     assert set(MAKE_TARGETS) <= defined
@@ -307,7 +303,7 @@ def test_the_workflows_call_only_make_targets_that_exist(bakes):
 
 
 def test_make_help_lists_every_target(bakes):
-    project = bakes[("0", "classification", "3.11")]
+    project = pick(bakes, mlops_level="0", task="classification")
     shown = subprocess.run(["make", "-s", "help"], cwd=project, capture_output=True, text=True, check=True).stdout
     listed = set(re.findall(r"^\s+([a-z][a-z-]*)\s", shown, flags=re.M))
     assert set(MAKE_TARGETS) <= listed
@@ -315,7 +311,7 @@ def test_make_help_lists_every_target(bakes):
 
 def test_make_with_empty_venv_uses_the_tools_on_path(bakes):
     """VENV= makes every target call the tools on PATH and never create a virtualenv."""
-    project = bakes[("0", "regression", "3.12")]
+    project = pick(bakes, mlops_level="0", task="regression")
     dry = subprocess.run(["make", "-n", "validate", "promote", "deploy", "VENV=", "VERSION=3", "ENV=production"],
                          cwd=project, capture_output=True, text=True, check=True).stdout
     assert "gitops-ml validate\n" in dry
@@ -328,7 +324,7 @@ def test_make_with_empty_venv_uses_the_tools_on_path(bakes):
 
 
 def test_changed_environments_follows_the_declared_order(bakes, tmp_path):
-    project = shutil.copytree(bakes[("2", "classification", "3.12")], tmp_path / "repo")
+    project = shutil.copytree(pick(bakes, mlops_level="2", task="classification"), tmp_path / "repo")
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
     subprocess.run(["git", "init", "-q", "-b", "main"], cwd=project, check=True)
     subprocess.run([*git, "add", "-A"], cwd=project, check=True)
@@ -461,7 +457,7 @@ def test_the_wheel_ships_the_template_and_new_bakes_from_it(tmp_path):
 
 
 # -- cruft ------------------------------------------------------------------------------------------------
-def _git(cwd: Path, *args: str) -> str:
+def _git(cwd: Path, *args: str) -> str:  # the cruft test's identity (t@example.com), kept as it was
     return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args], cwd=cwd,
                           capture_output=True, text=True, check=True).stdout
 
@@ -519,7 +515,7 @@ def test_classification_bake_keeps_the_bundled_examples_contract_and_model(bakes
     from gitops_ml.example.model import build_model
     from gitops_ml.example.schema import ChurnSchema
 
-    project = next(path for (level, task, _), path in all_bakes(bakes) if task == "classification")
+    project = pick(bakes, task="classification")
     package = next((project / "src").iterdir())
     baked_schema = _load(package / "schema.py", "baked_schema").ChurnSchema.to_schema()
     example = ChurnSchema.to_schema()
