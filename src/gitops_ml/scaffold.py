@@ -89,7 +89,9 @@ def check_answers(answers: dict[str, str], template: Path | None = None) -> None
     problems = []
     for name, value in answers.items():
         choices = known.get(name)
-        if TEMPLATE_SYNTAX.search(value):
+        if not value.strip():
+            problems.append(f"answer {name}={value!r} is empty; leave the question out to take its default")
+        elif TEMPLATE_SYNTAX.search(value):
             problems.append(
                 f"answer {name}={value!r} contains template syntax ({{{{ }}}}, {{% %}} or {{# #}}); "
                 "answers are plain text and are never rendered"

@@ -58,8 +58,10 @@ def check_template_syntax(given: dict, rendered: dict[str, str], defaults: dict)
     return found
 
 
-def check_control_characters(rendered: dict[str, str]) -> list[str]:
-    return [f"{name} {value!r} contains a line break or control character; every answer is one line"
+def check_control_characters(given: dict, rendered: dict[str, str]) -> list[str]:
+    """Shown as given: rendering has already turned a carriage return into a line feed."""
+    return [f"{name} {given.get(name, value) if isinstance(given.get(name), str) else value!r} contains a line "
+            "break or control character; every answer is one line"
             for name, value in rendered.items() if CONTROL.search(value)]
 
 
@@ -185,7 +187,7 @@ def check_cron(value: str) -> str | None:
 def problems(rendered: dict, given: dict, defaults: dict) -> list[str]:
     answers = questions(rendered)
     # Answers carrying Jinja or line breaks are reported alone: what was derived from them says nothing more.
-    early = check_template_syntax(given, answers, defaults) + check_control_characters(answers)
+    early = check_template_syntax(given, answers, defaults) + check_control_characters(given, answers)
     if early:
         return early
     slug_source = derived_from("project_slug", given, defaults)
