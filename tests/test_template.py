@@ -73,17 +73,38 @@ PINS = {
     "docker/setup-buildx-action": ("c47758b77c9736f4b2ef4073d4d51994fabfe349", "v3.7.1"),
     "docker/login-action": ("9780b0c442fbb1117ed29e0efdff1e18412f7567", "v3.3.0"),
 }
-MAKE_TARGETS = ["help", "setup", "lint", "test", "validate", "train", "evaluate", "card", "package", "serve",
-                "smoke", "promote", "verify", "deploy", "drift", "retrain", "all"]
+MAKE_TARGETS = [
+    "help",
+    "setup",
+    "lint",
+    "test",
+    "validate",
+    "train",
+    "evaluate",
+    "card",
+    "package",
+    "serve",
+    "smoke",
+    "promote",
+    "verify",
+    "deploy",
+    "drift",
+    "retrain",
+    "all",
+]
 
 
 @pytest.fixture(scope="module")
 def bakes(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[dict[str, str], Path]]:
     """One bake per configuration of the matrix, shared by the module (tests only read them)."""
     root = tmp_path_factory.mktemp("bakes")
-    return [(config, bake(root / config_id(config), **config,
-                          project_name=f"Churn L{config['mlops_level']} {config['task']}"))
-            for config in MATRIX]
+    return [
+        (
+            config,
+            bake(root / config_id(config), **config, project_name=f"Churn L{config['mlops_level']} {config['task']}"),
+        )
+        for config in MATRIX
+    ]
 
 
 def pick(bakes, **wanted: str) -> Path:
@@ -204,11 +225,17 @@ def test_regression_data_meets_its_contract(bakes):
 def test_engine_source_git_points_at_this_repository(tmp_path):
     import tomllib
 
-    project = bake(tmp_path, engine_source="git", mlflow_tracking_uri="https://mlflow.example.com",
-                   license="MIT", author_name="Ada Lovelace")
+    project = bake(
+        tmp_path,
+        engine_source="git",
+        mlflow_tracking_uri="https://mlflow.example.com",
+        license="MIT",
+        author_name="Ada Lovelace",
+    )
     pyproject = tomllib.loads((project / "pyproject.toml").read_text())
     assert pyproject["project"]["dependencies"] == [
-        f"gitops-ml @ git+https://github.com/gitops-ml/gitops-ml@v{__version__}"]
+        f"gitops-ml @ git+https://github.com/gitops-ml/gitops-ml@v{__version__}"
+    ]
     assert pyproject["tool"]["gitops-ml"]["tracking_uri"] == "https://mlflow.example.com"
     licence = (project / "LICENSE").read_text()
     assert licence.startswith("MIT License\n") and "Ada Lovelace" in licence and licence.endswith("SOFTWARE.\n")
@@ -260,17 +287,24 @@ def test_workflows_are_hardened(bakes):
 
 def test_check_jsonschema_and_zizmor_find_nothing_offline(bakes):
     files = [str(p) for p in workflows(bakes)]
-    schema = subprocess.run([BIN / "check-jsonschema", "--builtin-schema", "vendor.github-workflows", *files],
-                            capture_output=True, text=True)
+    schema = subprocess.run(
+        [BIN / "check-jsonschema", "--builtin-schema", "vendor.github-workflows", *files],
+        capture_output=True,
+        text=True,
+    )
     assert schema.returncode == 0, schema.stdout + schema.stderr
     dependabot = [str(project / ".github" / "dependabot.yml") for _, project in all_bakes(bakes)]
-    schema = subprocess.run([BIN / "check-jsonschema", "--builtin-schema", "vendor.dependabot", *dependabot],
-                            capture_output=True, text=True)
+    schema = subprocess.run(
+        [BIN / "check-jsonschema", "--builtin-schema", "vendor.dependabot", *dependabot], capture_output=True, text=True
+    )
     assert schema.returncode == 0, schema.stdout + schema.stderr
     for _, project in all_bakes(bakes):
         for persona in ("regular", "pedantic"):
-            audit = subprocess.run([BIN / "zizmor", "--offline", "--no-progress", "--persona", persona,
-                                    str(project / ".github")], capture_output=True, text=True)
+            audit = subprocess.run(
+                [BIN / "zizmor", "--offline", "--no-progress", "--persona", persona, str(project / ".github")],
+                capture_output=True,
+                text=True,
+            )
             assert audit.returncode == 0, f"{project.name} ({persona}):\n{audit.stdout}{audit.stderr}"
             assert "No findings to report" in audit.stdout + audit.stderr
 
@@ -279,8 +313,11 @@ def test_check_jsonschema_and_zizmor_find_nothing_offline(bakes):
 def test_readme_lists_every_secret_and_states_githubs_behaviours(bakes, config):
     project = pick(bakes, **config)
     readme = (project / "README.md").read_text()
-    used = {name for path in (project / ".github" / "workflows").glob("*.yml")
-            for name in re.findall(r"secrets\.(\w+)", path.read_text())}
+    used = {
+        name
+        for path in (project / ".github" / "workflows").glob("*.yml")
+        for name in re.findall(r"secrets\.(\w+)", path.read_text())
+    }
     assert bool(used) == (config["mlops_level"] != "0"), used  # level 0's CI needs no secret
     for name in used:
         assert f"`{name}`" in readme, f"README does not list the secret {name}"
@@ -312,14 +349,18 @@ def test_make_help_lists_every_target(bakes):
 def test_make_with_empty_venv_uses_the_tools_on_path(bakes):
     """VENV= makes every target call the tools on PATH and never create a virtualenv."""
     project = pick(bakes, mlops_level="0", task="regression")
-    dry = subprocess.run(["make", "-n", "validate", "promote", "deploy", "VENV=", "VERSION=3", "ENV=production"],
-                         cwd=project, capture_output=True, text=True, check=True).stdout
+    dry = subprocess.run(
+        ["make", "-n", "validate", "promote", "deploy", "VENV=", "VERSION=3", "ENV=production"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "gitops-ml validate\n" in dry
     assert "gitops-ml promote 3 --to production\n" in dry
     assert "gitops-ml deploy production\n" in dry
     assert "venv" not in dry
-    default = subprocess.run(["make", "-n", "validate"], cwd=project, capture_output=True, text=True,
-                             check=True).stdout
+    default = subprocess.run(["make", "-n", "validate"], cwd=project, capture_output=True, text=True, check=True).stdout
     assert "-m venv .venv" in default and ".venv/bin/gitops-ml validate" in default
 
 
@@ -335,8 +376,14 @@ def test_changed_environments_follows_the_declared_order(bakes, tmp_path):
     subprocess.run([*git, "commit", "-qm", "release"], cwd=project, check=True)
 
     def changed(**env: str) -> str:
-        done = subprocess.run(["make", "-s", "changed-environments", f"PYTHON={sys.executable}"], cwd=project,
-                              capture_output=True, text=True, check=True, env={**_path_env(), **env})
+        done = subprocess.run(
+            ["make", "-s", "changed-environments", f"PYTHON={sys.executable}"],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**_path_env(), **env},
+        )
         return done.stdout.strip()
 
     assert changed() == 'environments=["staging", "production"]'
@@ -352,18 +399,21 @@ def _path_env() -> dict[str, str]:
 
 
 # -- the pre-generation hook ----------------------------------------------------------------------------
-@pytest.mark.parametrize(("answers", "message"), [
-    ({"package_name": "2fast"}, "package_name '2fast' is not an importable Python package name"),
-    ({"package_name": "class"}, "not an importable Python package name"),
-    ({"project_slug": "My Project"}, "project_slug 'My Project' is not a repository name"),
-    ({"author_email": "nobody"}, "author_email 'nobody' is not an email address; write it as name@example.com"),
-    ({"drift_schedule": "0 25 * * *"}, "the hour field '25' is not valid"),
-    ({"drift_schedule": "every day"}, "it needs five fields"),
-    ({"drift_schedule": "*/0 * * * *"}, "the minute field '*/0' is not valid"),
-    ({"github_owner": "-bad-"}, "github_owner '-bad-' is not a GitHub user or organisation name"),
-    ({"container_registry": "GHCR.io/Acme"}, "container_registry 'GHCR.io/Acme' is not a registry"),
-    ({"mlflow_tracking_uri": "localhost:5000"}, "mlflow_tracking_uri 'localhost:5000' is not a tracking URI"),
-])
+@pytest.mark.parametrize(
+    ("answers", "message"),
+    [
+        ({"package_name": "2fast"}, "package_name '2fast' is not an importable Python package name"),
+        ({"package_name": "class"}, "not an importable Python package name"),
+        ({"project_slug": "My Project"}, "project_slug 'My Project' is not a repository name"),
+        ({"author_email": "nobody"}, "author_email 'nobody' is not an email address; write it as name@example.com"),
+        ({"drift_schedule": "0 25 * * *"}, "the hour field '25' is not valid"),
+        ({"drift_schedule": "every day"}, "it needs five fields"),
+        ({"drift_schedule": "*/0 * * * *"}, "the minute field '*/0' is not valid"),
+        ({"github_owner": "-bad-"}, "github_owner '-bad-' is not a GitHub user or organisation name"),
+        ({"container_registry": "GHCR.io/Acme"}, "container_registry 'GHCR.io/Acme' is not a registry"),
+        ({"mlflow_tracking_uri": "localhost:5000"}, "mlflow_tracking_uri 'localhost:5000' is not a tracking URI"),
+    ],
+)
 def test_pre_gen_hook_rejects_bad_answers_and_writes_nothing(tmp_path, capfd, answers, message):
     with pytest.raises(FailedHookException):
         bake(tmp_path, **answers)
@@ -388,8 +438,19 @@ def test_answers_with_quotes_cannot_break_the_hooks(tmp_path, capfd):
 # -- gitops-ml new ---------------------------------------------------------------------------------------
 def test_new_bakes_the_bundled_template(tmp_path):
     assert scaffold.template_dir().resolve() == TEMPLATE.resolve()
-    result = CliRunner().invoke(main, ["new", "--no-input", "--output-dir", str(tmp_path), "--json",
-                                       "project_name=Fraud Scores", "mlops_level=1", "task=regression"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "new",
+            "--no-input",
+            "--output-dir",
+            str(tmp_path),
+            "--json",
+            "project_name=Fraud Scores",
+            "mlops_level=1",
+            "task=regression",
+        ],
+    )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.output)
     assert payload["path"] == str(tmp_path / "fraud-scores")
@@ -398,12 +459,15 @@ def test_new_bakes_the_bundled_template(tmp_path):
     assert "data/charges.csv" in payload["files"]
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["bogus=1"], "the template has no question 'bogus'"),
-    (["mlops_level"], "expected KEY=VALUE"),
-    (["task=forecast"], "forecast provided for choice variable task"),
-    (["author_email=nope"], "the template refused the answers"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["bogus=1"], "the template has no question 'bogus'"),
+        (["mlops_level"], "expected KEY=VALUE"),
+        (["task=forecast"], "forecast provided for choice variable task"),
+        (["author_email=nope"], "the template refused the answers"),
+    ],
+)
 def test_new_refuses_bad_answers_with_exit_2_and_writes_nothing(tmp_path, capfd, args, message):
     result = CliRunner().invoke(main, ["new", "--no-input", "-o", str(tmp_path), *args])
     assert result.exit_code == 2, result.output
@@ -419,8 +483,9 @@ def test_new_refuses_an_existing_folder(tmp_path):
 
 
 def test_the_command_line_entry_point_runs_new(tmp_path):
-    done = subprocess.run([BIN / "gitops-ml", "new", "--no-input", "-o", str(tmp_path), "mlops_level=0"],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [BIN / "gitops-ml", "new", "--no-input", "-o", str(tmp_path), "mlops_level=0"], capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     assert f"wrote {tmp_path / 'customer-churn'}" in done.stdout and "workflows: ci.yml" in done.stdout
 
@@ -436,20 +501,34 @@ def test_the_wheel_ships_the_template_and_new_bakes_from_it(tmp_path):
     for junk in source.glob("src/*.egg-info"):
         shutil.rmtree(junk)
     wheels = tmp_path / "wheels"
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", str(source), "-w", str(wheels)],
-                           capture_output=True, text=True)
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", str(source), "-w", str(wheels)],
+        capture_output=True,
+        text=True,
+    )
     assert built.returncode == 0, built.stdout + built.stderr
     (wheel,) = wheels.glob("gitops_ml-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
         archive.extractall(tmp_path / "unpacked")
-    expected = {f"gitops_ml/template/{p.relative_to(TEMPLATE).as_posix()}"
-                for p in TEMPLATE.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    expected = {
+        f"gitops_ml/template/{p.relative_to(TEMPLATE).as_posix()}"
+        for p in TEMPLATE.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
     assert expected <= names
     baked = subprocess.run(
-        [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); from gitops_ml import scaffold; "
-         "r = scaffold.new({'mlops_level': '2'}, sys.argv[2]); print(scaffold.TEMPLATE_DIR); print(r.path)",
-         str(tmp_path / "unpacked"), str(tmp_path)], capture_output=True, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys; sys.path.insert(0, sys.argv[1]); from gitops_ml import scaffold; "
+            "r = scaffold.new({'mlops_level': '2'}, sys.argv[2]); print(scaffold.TEMPLATE_DIR); print(r.path)",
+            str(tmp_path / "unpacked"),
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert baked.returncode == 0, baked.stderr
     template_dir, project = baked.stdout.split()
     assert template_dir.startswith(str(tmp_path / "unpacked"))
@@ -458,8 +537,13 @@ def test_the_wheel_ships_the_template_and_new_bakes_from_it(tmp_path):
 
 # -- cruft ------------------------------------------------------------------------------------------------
 def _git(cwd: Path, *args: str) -> str:  # the cruft test's identity (t@example.com), kept as it was
-    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args], cwd=cwd,
-                          capture_output=True, text=True, check=True).stdout
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
 
 
 @pytest.mark.slow
@@ -474,9 +558,22 @@ def test_cruft_create_and_update_bring_a_template_change(tmp_path, monkeypatch):
 
     work = tmp_path / "work"
     work.mkdir()
-    subprocess.run([BIN / "cruft", "create", str(upstream), "--directory", "template", "--no-input",
-                    "--output-dir", str(work), "--extra-context", json.dumps({"mlops_level": "1"})],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            BIN / "cruft",
+            "create",
+            str(upstream),
+            "--directory",
+            "template",
+            "--no-input",
+            "--output-dir",
+            str(work),
+            "--extra-context",
+            json.dumps({"mlops_level": "1"}),
+        ],
+        check=True,
+        capture_output=True,
+    )
     project = work / "customer-churn"
     assert json.loads((project / ".cruft.json").read_text())["directory"] == "template"
     assert not (project / ".github" / "workflows" / "deploy.yml").exists()
@@ -491,8 +588,13 @@ def test_cruft_create_and_update_bring_a_template_change(tmp_path, monkeypatch):
 
     check = subprocess.run([BIN / "cruft", "check"], cwd=project, capture_output=True, text=True)
     assert check.returncode != 0  # the template moved on
-    subprocess.run([BIN / "cruft", "update", "--skip-apply-ask", "--allow-untracked-files"], cwd=project,
-                   check=True, capture_output=True, text=True)
+    subprocess.run(
+        [BIN / "cruft", "update", "--skip-apply-ask", "--allow-untracked-files"],
+        cwd=project,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     assert "doctor: ## added upstream" in (project / "Makefile").read_text()
     assert not (project / ".github" / "workflows" / "deploy.yml").exists()  # the level stays what it was
     assert subprocess.run(["make", "-s", "doctor"], cwd=project, capture_output=True, text=True).stdout == "healthy\n"

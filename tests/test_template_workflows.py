@@ -2,12 +2,12 @@
 
 The stand-in for the GitHub runner (``tests/support/workflow_runner.py``) executes each workflow with
 GitHub's file variables (``GITHUB_OUTPUT``, ``GITHUB_ENV``, ``GITHUB_PATH``, ``GITHUB_STEP_SUMMARY``,
-``GITHUB_WORKSPACE``) and its expressions (``${{ }}`` in ``env``, ``with``, ``if``, outputs and matrices). ``uses:`` steps are
-stood in for: the checkout is the bake (a git repository with a bare ``origin``), setup-python is this
-interpreter, upload-artifact asserts its paths exist and keeps them for download-artifact. Steps that
-need GitHub itself (opening pull requests and issues, pushing images) are skipped after their inputs
-are checked, and listed. A wrong path, a missing make target or a missing output fails here, not on a
-team's first push.
+``GITHUB_WORKSPACE``) and its expressions (``${{ }}`` in ``env``, ``with``, ``if``, outputs and
+matrices). ``uses:`` steps are stood in for: the checkout is the bake (a git repository with a bare
+``origin``), setup-python is this interpreter, upload-artifact asserts its paths exist and keeps them
+for download-artifact. Steps that need GitHub itself (opening pull requests and issues, pushing images)
+are skipped after their inputs are checked, and listed. A wrong path, a missing make target or a missing
+output fails here, not on a team's first push.
 
 Each test runs alone: a workflow's run is a module-scoped fixture that asks for the runs it needs
 (Promote needs Train, Deploy needs Verify...), so ``-k deploy`` trains, promotes, verifies and deploys,
@@ -58,10 +58,17 @@ def drifted_inference_log(project: Path, model_version: int, severity: str, rows
     from gitops_ml.example.generate import TARGET, drifted_batch
 
     frame = drifted_batch(rows, severity, seed=3)
-    features = [{k: (None if v != v else v) for k, v in row.items()} for row in
-                frame.drop(columns=[TARGET]).to_dict(orient="records")]
-    writer = LogWriter(project / "logs" / "inference", model_name=SLUG, model_version=model_version,
-                       data_fingerprint="", flush_seconds=0.05)
+    features = [
+        {k: (None if v != v else v) for k, v in row.items()}
+        for row in frame.drop(columns=[TARGET]).to_dict(orient="records")
+    ]
+    writer = LogWriter(
+        project / "logs" / "inference",
+        model_name=SLUG,
+        model_version=model_version,
+        data_fingerprint="",
+        flush_seconds=0.05,
+    )
     try:
         # The logged answer stands in for the model's: the batch's own label.
         assert writer.submit(features, [int(label) for label in frame[TARGET]]) == rows
@@ -187,8 +194,9 @@ def test_pipeline_workflow_trains_packages_and_smoke_tests_a_pull_request(level2
     assert outcomes["Comment the metrics on the pull request"].startswith("skipped")
 
 
-def test_promote_workflow_writes_the_release_verifies_it_and_would_open_the_pull_request(level2, train_run,
-                                                                                         promote_run):
+def test_promote_workflow_writes_the_release_verifies_it_and_would_open_the_pull_request(
+    level2, train_run, promote_run
+):
     version = trained_version(train_run)
     run, branch = promote_run
     manifest = yaml.safe_load(git(level2.workspace, "show", f"{branch}:environments/staging/release.yaml"))
@@ -241,8 +249,9 @@ def test_drift_workflow_escalates_when_labelled_data_shows_the_model_broke(level
     assert (level2.workspace / "drift-report" / "body.md").is_file()
 
 
-def test_every_workflow_ran_and_the_skipped_steps_are_listed(level2, ci_run, pipeline_run, deploy_run,
-                                                              drift_retrain_run, drift_escalate_run):
+def test_every_workflow_ran_and_the_skipped_steps_are_listed(
+    level2, ci_run, pipeline_run, deploy_run, drift_retrain_run, drift_escalate_run
+):
     generated = {p.name for p in (level2.workspace / ".github" / "workflows").glob("*.yml")}
     assert level2.ran_workflows == generated
     skipped = [r for r in level2.records if r.outcome.startswith("skipped")]
@@ -268,14 +277,19 @@ def test_level0_regression_ci_passes(tmp_path, python_bin):
 # == the level-2 walk, with the bake's own Makefile =========================================================
 def test_level2_walk_with_the_makefile(tmp_path):
     project = repository(bake(tmp_path, mlops_level="2", task="classification", project_name="Walk"))
-    env = {"PATH": f"{HOST_BIN}{os.pathsep}{os.environ['PATH']}", "HOME": os.environ.get("HOME", str(tmp_path)),
-           "LANG": "C.UTF-8"}
+    env = {
+        "PATH": f"{HOST_BIN}{os.pathsep}{os.environ['PATH']}",
+        "HOME": os.environ.get("HOME", str(tmp_path)),
+        "LANG": "C.UTF-8",
+    }
 
     def make(*args: str) -> str:
-        done = subprocess.run(["make", *args, "VENV="], cwd=project, env=env, capture_output=True, text=True,
-                              timeout=STEP_TIMEOUT)
-        assert done.returncode == 0, \
+        done = subprocess.run(
+            ["make", *args, "VENV="], cwd=project, env=env, capture_output=True, text=True, timeout=STEP_TIMEOUT
+        )
+        assert done.returncode == 0, (
             f"make {' '.join(args)}: exit {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        )
         return done.stdout
 
     make("validate")

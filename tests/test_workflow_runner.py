@@ -15,23 +15,26 @@ def evaluate(text: str, failed: bool = False, workspace: Path = Path("."), **con
     return Evaluator(contexts, workspace, failed).evaluate(text)
 
 
-@pytest.mark.parametrize(("expression", "expected"), [
-    ("1 == 1", True),
-    ("'Main' == 'main'", True),  # strings compare ignoring case
-    ("'1' == 1", True),  # a string and a number compare as numbers
-    ("'a' == 1", False),
-    ("2 > 1 && 'x'", "x"),  # && and || return an operand, not a boolean
-    ("'' || 'fallback'", "fallback"),
-    ("!0", True),
-    ("(1 < 2) == true", True),
-    ("null", None),
-    ("3.5", 3.5),
-    ("'it''s'", "it's"),
-    ("contains('hello world', 'WORLD')", True),
-    ("contains(fromJSON('[\"a\", \"b\"]'), 'B')", True),
-    ("startsWith('refs/heads/main', 'refs/heads/')", True),
-    ("toJSON(fromJSON('{\"a\": 1}'))", '{"a": 1}'),
-])
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("1 == 1", True),
+        ("'Main' == 'main'", True),  # strings compare ignoring case
+        ("'1' == 1", True),  # a string and a number compare as numbers
+        ("'a' == 1", False),
+        ("2 > 1 && 'x'", "x"),  # && and || return an operand, not a boolean
+        ("'' || 'fallback'", "fallback"),
+        ("!0", True),
+        ("(1 < 2) == true", True),
+        ("null", None),
+        ("3.5", 3.5),
+        ("'it''s'", "it's"),
+        ("contains('hello world', 'WORLD')", True),
+        ("contains(fromJSON('[\"a\", \"b\"]'), 'B')", True),
+        ("startsWith('refs/heads/main', 'refs/heads/')", True),
+        ("toJSON(fromJSON('{\"a\": 1}'))", '{"a": 1}'),
+    ],
+)
 def test_the_evaluator_follows_githubs_rules(expression, expected):
     assert evaluate(expression) == expected
 
@@ -58,13 +61,16 @@ def test_hash_files_changes_with_the_files(tmp_path):
     assert evaluate("hashFiles('*.none')", workspace=tmp_path) == ""
 
 
-@pytest.mark.parametrize(("expression", "message"), [
-    ("unknown.value", "unknown context 'unknown'"),
-    ("nope()", "unknown function nope()"),
-    ("1 ==", "expression ends too early"),
-    ("1 2", "unexpected '2'"),
-    ("1 ~ 2", "cannot read"),
-])
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("unknown.value", "unknown context 'unknown'"),
+        ("nope()", "unknown function nope()"),
+        ("1 ==", "expression ends too early"),
+        ("1 2", "unexpected '2'"),
+        ("1 ~ 2", "cannot read"),
+    ],
+)
 def test_a_bad_expression_is_an_error_naming_it(expression, message):
     with pytest.raises(ExpressionError, match=message):
         evaluate(expression)

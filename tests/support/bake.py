@@ -53,8 +53,12 @@ def files_of(project: Path) -> set[str]:
 
 def git(cwd: Path, *args: str) -> str:
     """Run git with a throwaway identity; a failure fails the test with git's own words."""
-    done = subprocess.run(["git", "-c", "user.name=Test", "-c", "user.email=test@example.com", *args], cwd=cwd,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["git", "-c", "user.name=Test", "-c", "user.email=test@example.com", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, f"git {' '.join(args)}: {done.stderr}"
     return done.stdout
 

@@ -35,8 +35,10 @@ class ExpressionError(Exception):
     pass
 
 
-_TOKEN = re.compile(r"\s*(?:(?P<num>\d+(?:\.\d+)?)|(?P<str>'(?:[^']|'')*')|(?P<op>==|!=|<=|>=|&&|\|\||[!<>()\[\].,])"
-                    r"|(?P<name>[A-Za-z_][\w-]*))")
+_TOKEN = re.compile(
+    r"\s*(?:(?P<num>\d+(?:\.\d+)?)|(?P<str>'(?:[^']|'')*')|(?P<op>==|!=|<=|>=|&&|\|\||[!<>()\[\].,])"
+    r"|(?P<name>[A-Za-z_][\w-]*))"
+)
 
 
 def _tokens(text: str) -> list[tuple[str, str]]:
@@ -316,8 +318,14 @@ class Runner:
         ("deploy.yml", "deploy", "Containerize the bento and push the image"): "needs Docker and the registry",
     }
 
-    def __init__(self, workspace: Path, python_bin: Path, scratch: Path, machine_env: dict[str, str] | None = None,
-                 repository: str = "your-org/customer-churn"):
+    def __init__(
+        self,
+        workspace: Path,
+        python_bin: Path,
+        scratch: Path,
+        machine_env: dict[str, str] | None = None,
+        repository: str = "your-org/customer-churn",
+    ):
         self.workspace, self.python_bin, self.scratch = workspace, python_bin, scratch
         self.repository = repository  # owner/name, as github.repository reads
         # What the runner machine itself provides; here a free port for `make smoke` (3000 may be taken).
@@ -327,8 +335,14 @@ class Runner:
         self.ran_workflows: set[str] = set()
 
     # -- workflow and jobs -------------------------------------------------------------------------
-    def run(self, workflow: str, event: str, inputs: dict[str, Any] | None = None,
-            base_ref: str = "", ref: str = "refs/heads/main") -> WorkflowRun:
+    def run(
+        self,
+        workflow: str,
+        event: str,
+        inputs: dict[str, Any] | None = None,
+        base_ref: str = "",
+        ref: str = "refs/heads/main",
+    ) -> WorkflowRun:
         document = yaml.safe_load((self.workspace / ".github" / "workflows" / workflow).read_text())
         triggers = document[True] if True in document else document["on"]  # YAML reads `on` as true
         assert event in triggers, f"{workflow} does not run on {event}"
@@ -339,36 +353,59 @@ class Runner:
         assert not missing, f"{workflow}: required inputs {missing} not given"
         sha = self._git("rev-parse", "HEAD").strip()
         github = {
-            "event_name": event, "ref": ref, "sha": sha, "workspace": str(self.workspace),
-            "repository": self.repository, "repository_owner": self.repository.split("/")[0], "actor": "octocat",
-            "base_ref": base_ref, "head_ref": ref.removeprefix("refs/heads/") if base_ref else "",
-            "token": "ghs_stand-in-token", "workflow": document.get("name", workflow), "run_id": "4242",
+            "event_name": event,
+            "ref": ref,
+            "sha": sha,
+            "workspace": str(self.workspace),
+            "repository": self.repository,
+            "repository_owner": self.repository.split("/")[0],
+            "actor": "octocat",
+            "base_ref": base_ref,
+            "head_ref": ref.removeprefix("refs/heads/") if base_ref else "",
+            "token": "ghs_stand-in-token",
+            "workflow": document.get("name", workflow),
+            "run_id": "4242",
             "server_url": "https://github.com",
-            "event": {"before": self._git("rev-parse", "HEAD^").strip() if event == "push" else "",
-                      "repository": {"default_branch": "main"},
-                      "pull_request": {"number": 7} if event == "pull_request" else None,
-                      "inputs": given},
+            "event": {
+                "before": self._git("rev-parse", "HEAD^").strip() if event == "push" else "",
+                "repository": {"default_branch": "main"},
+                "pull_request": {"number": 7} if event == "pull_request" else None,
+                "inputs": given,
+            },
         }
-        base = {"github": github, "inputs": given, "secrets": {}, "vars": {}, "env": {},
-                "runner": {"os": "Linux", "temp": str(self.scratch)}}
-        workflow_env = {k: _text(render(v, Evaluator(base, self.workspace)))
-                        for k, v in (document.get("env") or {}).items()}
+        base = {
+            "github": github,
+            "inputs": given,
+            "secrets": {},
+            "vars": {},
+            "env": {},
+            "runner": {"os": "Linux", "temp": str(self.scratch)},
+        }
+        workflow_env = {
+            k: _text(render(v, Evaluator(base, self.workspace))) for k, v in (document.get("env") or {}).items()
+        }
         defaults = (document.get("defaults") or {}).get("run", {})
         runs: dict[str, list[JobRun]] = {}
         for name in self._order(document["jobs"]):
             job = document["jobs"][name]
             needs = _needs(job)
-            needs_context = {n: {"outputs": runs[n][0].outputs if runs[n] else {},
-                                 "result": "success" if runs[n] and all(r.ran for r in runs[n]) else "skipped"}
-                             for n in needs}
+            needs_context = {
+                n: {
+                    "outputs": runs[n][0].outputs if runs[n] else {},
+                    "result": "success" if runs[n] and all(r.ran for r in runs[n]) else "skipped",
+                }
+                for n in needs
+            }
             contexts = {**base, "env": workflow_env, "needs": needs_context}
             skipped_need = any(c["result"] == "skipped" for c in needs_context.values())
             if skipped_need or not condition(job.get("if"), Evaluator(contexts, self.workspace)):
                 self.records.append(StepRecord(workflow, name, "(job)", "condition false"))
                 runs[name] = []
                 continue
-            runs[name] = [self._run_job(workflow, name, job, {**contexts, "matrix": combo}, defaults, workflow_env)
-                          for combo in self._matrix(job, contexts)]
+            runs[name] = [
+                self._run_job(workflow, name, job, {**contexts, "matrix": combo}, defaults, workflow_env)
+                for combo in self._matrix(job, contexts)
+            ]
         return WorkflowRun(workflow, runs, [r for r in self.records if r.workflow == workflow])
 
     @staticmethod
@@ -391,8 +428,9 @@ class Runner:
             combos = [{**c, key: v} for c in combos for v in values]
         return combos
 
-    def _run_job(self, workflow: str, name: str, job: dict, contexts: dict, defaults: dict,
-                 workflow_env: dict[str, str]) -> JobRun:
+    def _run_job(
+        self, workflow: str, name: str, job: dict, contexts: dict, defaults: dict, workflow_env: dict[str, str]
+    ) -> JobRun:
         label = name if not contexts["matrix"] else f"{name} ({', '.join(map(str, contexts['matrix'].values()))})"
         evaluator = Evaluator(contexts, self.workspace)
         if "environment" in job:
@@ -414,8 +452,9 @@ class Runner:
             try:
                 if key in self.NEEDS_GITHUB:
                     note = self._check_skipped(step, env, evaluator, state)
-                    self.records.append(StepRecord(workflow, label, step_name,
-                                                   f"skipped: {self.NEEDS_GITHUB[key]}", note))
+                    self.records.append(
+                        StepRecord(workflow, label, step_name, f"skipped: {self.NEEDS_GITHUB[key]}", note)
+                    )
                 elif "uses" in step:
                     note = self._stand_in(step, render(step.get("with") or {}, evaluator), state)
                     self.records.append(StepRecord(workflow, label, step_name, "stand-in", note))
@@ -436,8 +475,12 @@ class Runner:
     def _files(self) -> dict[str, Path]:
         folder = self.scratch / "files" / uuid.uuid4().hex
         folder.mkdir(parents=True)
-        names = {"GITHUB_OUTPUT": "output", "GITHUB_ENV": "env", "GITHUB_PATH": "path",
-                 "GITHUB_STEP_SUMMARY": "summary"}
+        names = {
+            "GITHUB_OUTPUT": "output",
+            "GITHUB_ENV": "env",
+            "GITHUB_PATH": "path",
+            "GITHUB_STEP_SUMMARY": "summary",
+        }
         files = {variable: folder / name for variable, name in names.items()}
         for path in files.values():
             path.touch()
@@ -445,27 +488,51 @@ class Runner:
 
     def _process_env(self, env: dict[str, str], state: dict, files: dict[str, Path]) -> dict[str, str]:
         github = {
-            "CI": "true", "GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": str(self.workspace),
-            "GITHUB_REPOSITORY": self.repository, "GITHUB_SERVER_URL": "https://github.com",
-            "GITHUB_RUN_ID": "4242", "GITHUB_SHA": self._git("rev-parse", "HEAD").strip(),
-            "RUNNER_TEMP": str(self.scratch), "RUNNER_OS": "Linux",
+            "CI": "true",
+            "GITHUB_ACTIONS": "true",
+            "GITHUB_WORKSPACE": str(self.workspace),
+            "GITHUB_REPOSITORY": self.repository,
+            "GITHUB_SERVER_URL": "https://github.com",
+            "GITHUB_RUN_ID": "4242",
+            "GITHUB_SHA": self._git("rev-parse", "HEAD").strip(),
+            "RUNNER_TEMP": str(self.scratch),
+            "RUNNER_OS": "Linux",
         }
         path = [*state["path"], str(self.python_bin), str(HOST_BIN), "/usr/local/bin", "/usr/bin", "/bin"]
-        return {"HOME": os.environ.get("HOME", str(self.scratch)), "LANG": "C.UTF-8", **self.machine_env, **github,
-                **{k: str(v) for k, v in files.items()}, **env, "PATH": os.pathsep.join(path)}
+        return {
+            "HOME": os.environ.get("HOME", str(self.scratch)),
+            "LANG": "C.UTF-8",
+            **self.machine_env,
+            **github,
+            **{k: str(v) for k, v in files.items()},
+            **env,
+            "PATH": os.pathsep.join(path),
+        }
 
-    def _run_script(self, workflow: str, job: str, step: str, script: str, env: dict[str, str],
-                    shell: str | None, state: dict) -> dict[str, str]:
+    def _run_script(
+        self, workflow: str, job: str, step: str, script: str, env: dict[str, str], shell: str | None, state: dict
+    ) -> dict[str, str]:
         files = self._files()
         script_file = files["GITHUB_OUTPUT"].parent / "step.sh"
         script_file.write_text(script)
-        command = (["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script_file)] if shell == "bash"
-                   else ["bash", "-e", str(script_file)])
-        done = subprocess.run(command, cwd=self.workspace, env=self._process_env(env, state, files),
-                              capture_output=True, text=True, timeout=STEP_TIMEOUT)
-        assert done.returncode == 0, (f"{workflow} / {job} / {step}: exit {done.returncode}\n--- script\n{script}"
-                                      f"\n--- stdout (end)\n{done.stdout[-4000:]}"
-                                      f"\n--- stderr (end)\n{done.stderr[-4000:]}")
+        command = (
+            ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script_file)]
+            if shell == "bash"
+            else ["bash", "-e", str(script_file)]
+        )
+        done = subprocess.run(
+            command,
+            cwd=self.workspace,
+            env=self._process_env(env, state, files),
+            capture_output=True,
+            text=True,
+            timeout=STEP_TIMEOUT,
+        )
+        assert done.returncode == 0, (
+            f"{workflow} / {job} / {step}: exit {done.returncode}\n--- script\n{script}"
+            f"\n--- stdout (end)\n{done.stdout[-4000:]}"
+            f"\n--- stderr (end)\n{done.stderr[-4000:]}"
+        )
         state["env"].update(read_commands_file(files["GITHUB_ENV"]))
         state["path"][:0] = [line for line in files["GITHUB_PATH"].read_text().splitlines() if line]
         state["summary"] += files["GITHUB_STEP_SUMMARY"].read_text()
@@ -535,8 +602,12 @@ class Runner:
         if "BENTO_TAG" in env:
             assert env["IMAGE"] and env["BENTO_TAG"], "no image or bento to containerize"
             home = self.workspace / ".bentoml"
-            found = subprocess.run([HOST_BIN / "bentoml", "get", env["BENTO_TAG"], "-o", "json"],
-                                   env={**os.environ, "BENTOML_HOME": str(home)}, capture_output=True, text=True)
+            found = subprocess.run(
+                [HOST_BIN / "bentoml", "get", env["BENTO_TAG"], "-o", "json"],
+                env={**os.environ, "BENTOML_HOME": str(home)},
+                capture_output=True,
+                text=True,
+            )
             assert found.returncode == 0, f"bento {env['BENTO_TAG']} not in {home}: {found.stderr[-2000:]}"
             return f"bento {env['BENTO_TAG']} is in .bentoml/, image {env['IMAGE']}"
         if "TITLE" in env:
@@ -549,8 +620,7 @@ class Runner:
 
 def standin_python(folder: Path) -> Path:
     """A virtualenv that sees this one's packages: `pip install` lands in it, not in the shared .venv."""
-    subprocess.run([Path(sys.base_prefix) / "bin" / "python3", "-m", "venv", "--without-pip", str(folder)],
-                   check=True)
+    subprocess.run([Path(sys.base_prefix) / "bin" / "python3", "-m", "venv", "--without-pip", str(folder)], check=True)
     site = next((folder / "lib").glob("python3.*/site-packages"))
     host_site = next(p for p in sys.path if p.endswith("site-packages") and p.startswith(sys.prefix))
     (site / "_host_packages.pth").write_text(f"import site; site.addsitedir({host_site!r})\n")
