@@ -266,8 +266,8 @@ def test_every_workflow_ran_and_the_skipped_steps_are_listed(
 
 
 # == level 0, regression: its CI, that is its own tests, pass ==============================================
-def test_level0_regression_ci_passes(tmp_path, python_bin):
-    workspace = repository(bake(tmp_path, mlops_level="0", task="regression", python_version="3.11"))
+def test_level0_regression_ci_passes(tmp_path, python_bin, baked_repository):
+    workspace = baked_repository(mlops_level="0", task="regression", python_version="3.11")
     runner = Runner(workspace, python_bin, tmp_path / "scratch")
     run = runner.run("ci.yml", "pull_request", base_ref="main", ref="refs/pull/1/merge")
     assert re.search(r"\d+ passed", run.job("checks").summary)
@@ -275,8 +275,8 @@ def test_level0_regression_ci_passes(tmp_path, python_bin):
 
 
 # == the level-2 walk, with the bake's own Makefile =========================================================
-def test_level2_walk_with_the_makefile(tmp_path):
-    project = repository(bake(tmp_path, mlops_level="2", task="classification", project_name="Walk"))
+def test_level2_walk_with_the_makefile(tmp_path, baked_repository):
+    project = baked_repository(mlops_level="2", task="classification", project_name="Walk")
     env = {
         "PATH": f"{HOST_BIN}{os.pathsep}{os.environ['PATH']}",
         "HOME": os.environ.get("HOME", str(tmp_path)),
