@@ -9,7 +9,7 @@ export DO_NOT_TRACK := 1
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-fast lint validate train evaluate card bench clean
+.PHONY: help setup demo test test-fast lint validate train evaluate card schema bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ evaluate: $(VENV)/.installed ## gates for the newest version
 
 card: $(VENV)/.installed ## model card of the newest version
 	$(GITOPS) card
+
+schema: $(VENV)/.installed ## regenerate src/gitops_ml/schemas/release.schema.json from the manifest models
+	$(BIN)/python -m gitops_ml.release > src/gitops_ml/schemas/release.schema.json
 
 bench: $(VENV)/.installed ## benchmarks; results go to docs/benchmarks.md
 	$(BIN)/python -m bench

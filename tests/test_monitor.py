@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from gitops_ml import monitor, release, tracking
-from gitops_ml.cli import main
+from gitops_ml.cli import main, report
 from gitops_ml.config import Drift, load_spec
 from gitops_ml.errors import ConfigError
 from gitops_ml.example import drifted_batch
@@ -76,6 +76,8 @@ def test_undrifted_batch_is_none(released: Path, tmp_path: Path, monkeypatch: py
     assert summary["quality"]["metric"] == "roc_auc" and summary["quality"]["loss"] < 0.05
     assert (tmp_path / "out" / "report.html").stat().st_size > 100_000  # Evidently's self-contained page
     assert not (tmp_path / "out" / "title.txt").exists()
+    assert not (tmp_path / "github_output").exists()  # the stage returns its result; the CLI's reporter reports it
+    report.drift_check(result, spec, print)
     assert outputs_of(tmp_path)["decision"] == "none"
     assert "**none**" in (tmp_path / "step_summary.md").read_text()
 

@@ -21,15 +21,15 @@ def test_committed_release_passes_the_schema_and_its_checks(env):
 @pytest.mark.parametrize("env", SPEC.release.environments)
 def test_committed_release_agrees_with_its_card_and_the_data(env):
     manifest = release.read_manifest(SPEC, env)
-    front = read_front_matter(REPO / manifest["model_card"])
-    assert front["data_fingerprint"] == manifest["data_fingerprint"]
-    assert front["run_id"] == manifest["run_id"]
-    for metric, value in manifest["metrics"].items():
+    front = read_front_matter(REPO / manifest.model_card)
+    assert front["data_fingerprint"] == manifest.data_fingerprint
+    assert front["run_id"] == manifest.run_id
+    for metric, value in manifest.metrics.items():
         assert front["metrics"][metric] == pytest.approx(value, abs=1e-3)
     # The bundled data is still the data the released model was trained on.
     frame, report = check_data(SPEC)
     assert report.passed
-    assert fingerprint(frame) == manifest["data_fingerprint"]
+    assert fingerprint(frame) == manifest.data_fingerprint
 
 
 def test_a_card_that_does_not_match_is_caught(tmp_path):

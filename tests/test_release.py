@@ -15,7 +15,7 @@ import yaml
 from click.testing import CliRunner
 
 from gitops_ml import cards, release, tracking
-from gitops_ml.cli import main
+from gitops_ml.cli import main, report
 from gitops_ml.config import load_spec
 from gitops_ml.errors import CheckFailed, ConfigError
 
@@ -155,8 +155,11 @@ def test_promote_verify_merge_deploy_then_production_then_rollback(repo: Path) -
     assert image_file.stat().st_mtime_ns == written and alias(repo, "staging") == 1
 
     # production takes v1 only with a completed card
-    code, out, promoted = cli(repo, "promote", "1", "--to", "production", "--branch", "--json")
+    code, out, _ = cli(repo, "promote", "1", "--to", "production", "--branch")
+    assert code == 1 and "still has 3 'FILL-IN' section(s)" in out and "--allow-unfilled" in out
+    code, out, promoted = cli(repo, "promote", "1", "--to", "production", "--branch", "--allow-unfilled", "--json")
     assert code == 0, out
+    assert "cannot pass `gitops-ml verify`" in promoted["warnings"][0]
     assert promoted["card_unfilled"] == 3 and "FILL-IN" in Path(promoted["body_file"]).read_text()
     code, out, verified = cli(repo, "verify", "--json")
     assert code == 1
@@ -377,6 +380,8 @@ def test_github_outputs(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     result = release.promote(load_spec(repo), 1, "staging",
                              title="Retrain churn-classifier: drift in 3 features",
                              extra_body="### Drift\n\n3 of 10 features drifted.")
+    assert not outputs.exists()  # the stage returns its result; only the CLI's reporter talks to GitHub
+    report.promotion(result, load_spec(repo), print)
     text = outputs.read_text()
     for name, value in (("title", result.title), ("body_file", str(result.body_file)),
                         ("branch", "promote/staging/v1")):
@@ -387,13 +392,15 @@ def test_github_outputs(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     code, out, _ = cli(repo, "verify")
     assert code == 0, out
     assert "Release verification against `origin/main`: pass" in (tmp_path / "summary.md").read_text()
+    git(repo, "add", "-A")  # as if the pull request were merged: deploy acts only on a committed manifest
+    git(repo, "commit", "--quiet", "-m", "Merge the promotion")
     manifest = release.read_manifest(load_spec(repo), "staging")
-    assert manifest["image"] == "ghcr.io/acme/churn:" + manifest["bento_tag"].split(":")[1]
+    assert manifest.image == "ghcr.io/acme/churn:" + manifest.bento_tag.split(":")[1]
 
     code, out, deployed = cli(repo, "deploy", "staging", "--json")
     assert code == 0, out
-    assert "image<<" in outputs.read_text() and f"\n{manifest['image']}\n" in outputs.read_text()
-    assert deployed["image"] == manifest["image"] and deployed["bento_tag"] == manifest["bento_tag"]
+    assert "image<<" in outputs.read_text() and f"\n{manifest.image}\n" in outputs.read_text()
+    assert deployed["image"] == manifest.image and deployed["bento_tag"] == manifest.bento_tag
 
 
 def test_verify_and_deploy_refuse_a_bento_the_manifest_does_not_pin(repo: Path) -> None:

@@ -377,7 +377,7 @@ def test_changed_environments_follows_the_declared_order(bakes, tmp_path):
 
     def changed(**env: str) -> str:
         done = subprocess.run(
-            ["make", "-s", "changed-environments", f"PYTHON={sys.executable}"],
+            ["make", "-s", "changed-environments", f"PYTHON={sys.executable}", "VENV="],
             cwd=project,
             capture_output=True,
             text=True,

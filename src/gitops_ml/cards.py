@@ -49,7 +49,7 @@ def count_unfilled(path: Path) -> int:
     return path.read_text(encoding="utf-8").count(UNFILLED_MARKER)
 
 
-def write_card(spec: Spec, version: int | str | None = None) -> Card:
+def write_card(spec: Spec, version: int | None = None) -> Card:
     """Write ``model_cards/<model>-v<version>.md`` with the version's lineage, metrics, gates and plots.
 
     Sections a person already filled in are kept when the card is written again.

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 import tomllib
 from pathlib import Path
@@ -17,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import ConfigError
 
 SECTION = "tool.gitops-ml"
+# A duration such as 30m, 12h, 7d or 2w: the spec checks it, monitoring parses it.
+DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*")
 DEFAULT_STORE = ".mlflow"  # inside the project, ignored by git
 
 
@@ -100,9 +103,7 @@ class Drift(_Section):
     @classmethod
     def _duration(cls, value: str, info) -> str:
         # Checked when the spec is read, not when a scheduled drift run first needs it.
-        import re
-
-        if (value or info.field_name == "window") and not re.fullmatch(r"\s*\d+(\.\d+)?\s*[smhdw]\s*", value):
+        if (value or info.field_name == "window") and not DURATION.fullmatch(value):
             raise ValueError("expected a duration such as 30m, 12h, 7d or 2w")
         return value
 

@@ -104,7 +104,7 @@ def default_baseline_env(spec: Spec) -> str | None:
 
 
 def evaluate(
-    spec: Spec, version: int | str | None = None, against: str | None = None, record: bool = True
+    spec: Spec, version: int | None = None, against: str | None = None, record: bool = True
 ) -> Evaluation:
     """Score ``version`` (default: the newest) on its held-out rows and apply the gates.
 

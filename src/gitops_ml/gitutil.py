@@ -85,16 +85,41 @@ def last_commit(root: Path, path: str) -> Commit | None:
     return Commit(sha, date, subject)
 
 
-def switch_to_new_branch(root: Path, branch: str) -> str:
-    """Create ``branch`` at HEAD and switch to it (uncommitted changes come along).
+def switch_to_new_branch(root: Path, branch: str, start: str = "HEAD") -> str:
+    """Create ``branch`` at ``start`` and switch to it (uncommitted changes come along).
 
     Returns where HEAD was: the branch name, or the commit when HEAD was detached (as in CI).
     """
     previous = current_branch(root)
     if previous in ("", "HEAD"):
         previous = git(root, "rev-parse", "HEAD")
-    git(root, "switch", "--quiet", "-c", branch)
+    git(root, "switch", "--quiet", "-c", branch, start)
     return previous
+
+
+def resolve_base(root: Path, base: str) -> str:
+    """The ref a promotion branch starts from: ``base``, else ``origin/<base>``; ConfigError naming both."""
+    for ref in (base, f"origin/{base}"):
+        if ref_exists(root, ref):
+            return ref
+    raise ConfigError(f"--base {base!r}: neither {base!r} nor 'origin/{base}' is a git ref here "
+                      "(fetch it first; in GitHub Actions: actions/checkout with fetch-depth: 0)")
+
+
+def uncommitted(root: Path, path: str) -> bool:
+    """Whether ``path`` differs from HEAD (changed, staged, untracked or deleted)."""
+    return bool(git(root, "status", "--porcelain", "--untracked-files=all", "--", path))
+
+
+def on_branch(root: Path, base: str) -> bool:
+    """HEAD is the branch ``base``, or (detached, as in CI) the very commit ``base`` or ``origin/<base>`` names."""
+    if current_branch(root) == base:
+        return True
+    if current_branch(root) != "HEAD":
+        return False
+    head = git(root, "rev-parse", "HEAD")
+    return any(ref_exists(root, ref) and git(root, "rev-parse", f"{ref}^{{commit}}") == head
+               for ref in (base, f"origin/{base}"))
 
 
 def commit_paths(root: Path, paths: list[str], message: str) -> str:
@@ -109,3 +134,9 @@ def abandon_branch(root: Path, branch: str, previous: str, paths: list[str]) -> 
     git(root, "reset", "--quiet", "--", *paths, check=False)
     git(root, "checkout", "--quiet", previous, check=False)
     git(root, "branch", "-D", branch, check=False)
+
+
+def paths_changed_by_last_commit(root: Path, folder: str) -> list[str]:
+    """Files under ``folder`` the commit at HEAD changed (against its first parent), relative to ``root``."""
+    return [line for line in git(root, "diff", "--name-only", "--relative", "HEAD^", "HEAD", "--", folder).splitlines()
+            if line]

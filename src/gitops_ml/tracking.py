@@ -52,16 +52,16 @@ def experiment_id(spec: Spec, client: MlflowClient) -> str:
     set explicitly so that they never land in the working directory's ``mlruns``.
     """
     name = spec.model_name
-    found = _call(lambda: client.get_experiment_by_name(name), spec)
+    found = call(lambda: client.get_experiment_by_name(name), spec)
     if found is not None:
         return found.experiment_id
     location = None
     if spec.tracking.startswith("sqlite:///") and not spec.tracking_uri:
         location = (spec.store_dir / "artifacts").resolve().as_uri()
-    return _call(lambda: client.create_experiment(name, artifact_location=location), spec)
+    return call(lambda: client.create_experiment(name, artifact_location=location), spec)
 
 
-def _call(action, spec: Spec):
+def call(action, spec: Spec):
     """Run a registry call, turning connection failures into one clear message."""
     try:
         return action()
@@ -114,34 +114,32 @@ def _version(model: ModelVersion) -> Version:
     )
 
 
-def get_version(spec: Spec, client: MlflowClient, version: int | str | None = None) -> Version:
+def get_version(spec: Spec, client: MlflowClient, version: int | None = None) -> Version:
     """A registered version of the project's model; the newest when ``version`` is None."""
     name = spec.model_name
     if version is None:
-        versions = _call(lambda: client.search_model_versions(f"name='{name}'"), spec)
+        versions = call(lambda: client.search_model_versions(f"name='{name}'"), spec)
         if not versions:
             raise ConfigError(
                 f"model '{name}' has no registered version at {spec.tracking}; run `gitops-ml train` first"
             )
         return _version(max(versions, key=lambda v: int(v.version)))
-    if not str(version).isdigit():
-        raise ConfigError(f"version must be a whole number, got {version!r}")
     try:
-        return _version(_call(lambda: client.get_model_version(name, str(version)), spec))
+        return _version(call(lambda: client.get_model_version(name, str(version)), spec))
     except MlflowException as exc:
         raise ConfigError(f"model '{name}' has no version {version} at {spec.tracking}") from exc
 
 
 def version_by_alias(spec: Spec, client: MlflowClient, alias: str) -> Version | None:
     """The version an alias points at, or None when the alias is not set."""
-    model = _find_registered_model(spec, client)
+    model = find_registered_model(spec, client)
     if model is None or alias not in (model.aliases or {}):
         return None
-    return get_version(spec, client, model.aliases[alias])
+    return get_version(spec, client, int(model.aliases[alias]))
 
 
-def _find_registered_model(spec: Spec, client: MlflowClient):
+def find_registered_model(spec: Spec, client: MlflowClient):
     try:
-        return _call(lambda: client.get_registered_model(spec.model_name), spec)
+        return call(lambda: client.get_registered_model(spec.model_name), spec)
     except MlflowException:
         return None

@@ -32,6 +32,7 @@ def drift_command(ctx: click.Context, env: str | None, current: str | None, wind
     console.info(f"drift of {spec.model_name} ({env or 'furthest environment'}) on {current or 'the inference log'}")
     result = drift(spec, env, current, window, output_dir)
     emit(result.as_dict(), lambda: _print_drift(result))
+    return result
 
 
 def _print_drift(result: DriftResult) -> None:
@@ -57,7 +58,8 @@ def _print_drift(result: DriftResult) -> None:
 @json_option
 @click.pass_context
 def retrain_command(ctx: click.Context, env: str, branch: bool) -> None:
-    """On a `retrain` decision: train with the labelled recent data, gate, and promote to staging.
+    """On a `retrain` decision: train with the labelled recent data, gate, and promote to the first
+    environment (staging by default).
 
     Outcomes: promoted (a pull request's manifest, title and body are written), escalate (an
     issue's title and body: gates failed or no labelled data), skipped (no retrain decision).
@@ -78,3 +80,4 @@ def retrain_command(ctx: click.Context, env: str, branch: bool) -> None:
                 console.out.print(f"{label}: {path}", markup=False)
 
     emit(result.as_dict(), render)
+    return result

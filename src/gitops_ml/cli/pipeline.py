@@ -6,14 +6,14 @@ from pathlib import Path
 
 import click
 
-from .. import cards, github
+from .. import cards
 from ..data import MAX_LISTED_VALUES, ValidationReport, check_data, read_table
 from ..errors import CheckFailed, ConfigError
 from ..evaluate import evaluate
 from ..schemas import write_module
 from ..train import train
 from .output import console, emit, table
-from .root import json_option, main, spec_of
+from .root import json_option, main, parse_version, spec_of
 
 
 @main.command()
@@ -28,13 +28,12 @@ def validate(ctx: click.Context, path: str | None) -> None:
     spec = spec_of(ctx)
     _, report = check_data(spec, path)
     emit(report.as_dict(), lambda: _print_report(report))
-    if github.in_actions():
-        _annotate(report)
     if not report.passed:
         raise CheckFailed(
             f"{report.source}: {sum(f.count for f in report.failures)} failing values in {len(report.failures)} checks",
             report,
         )
+    return report
 
 
 def _print_report(report: ValidationReport) -> None:
@@ -51,30 +50,6 @@ def _print_report(report: ValidationReport) -> None:
 def _rows(rows: list[int]) -> str:
     shown = ", ".join(str(r) for r in rows[:MAX_LISTED_VALUES])
     return shown + (f" (+{len(rows) - MAX_LISTED_VALUES} more)" if len(rows) > MAX_LISTED_VALUES else "")
-
-
-def _annotate(report: ValidationReport) -> None:
-    """``::error`` lines on the data file and a table in the step summary."""
-    for failure in report.failures:
-        click.echo(
-            github.annotation(
-                "error",
-                f"{failure.count} rows fail '{failure.check}': {', '.join(failure.values[:MAX_LISTED_VALUES])}",
-                file=report.source,
-                title=f"data contract: {failure.column}",
-            )
-        )
-    outcome = "passes" if report.passed else f"fails {len(report.failures)} checks"
-    summary = f"### Data contract: `{report.source}` {outcome}\n\n{report.rows} rows, {report.columns} columns\n\n"
-    if report.failures:
-        summary += github.markdown_table(
-            ["column", "check", "count", "failing values", "rows"],
-            [
-                (f.column, f.check, f.count, ", ".join(f.values[:MAX_LISTED_VALUES]), _rows(f.rows))
-                for f in report.failures
-            ],
-        )
-    github.write_summary(summary)
 
 
 @main.group()
@@ -133,12 +108,7 @@ def train_command(ctx: click.Context, data: str | None) -> None:
             sorted(result.metrics.items()),
         ),
     )
-    if github.in_actions():
-        github.set_output("version", str(result.version))
-        github.write_summary(
-            f"### Trained {result.model_name} v{result.version}\n\n"
-            + github.markdown_table(["metric", "value"], [(k, f"{v:.4f}") for k, v in sorted(result.metrics.items())])
-        )
+    return result
 
 
 @main.command("evaluate")
@@ -154,7 +124,7 @@ def train_command(ctx: click.Context, data: str | None) -> None:
 def evaluate_command(ctx: click.Context, version: str | None, against: str | None) -> None:
     """Score a registered version (default: the newest) on its held-out data and apply the gates."""
     spec = spec_of(ctx)
-    result = evaluate(spec, version, against)
+    result = evaluate(spec, parse_version(version), against)
 
     def render() -> None:
         rows = [(m, v, result.baseline_metrics.get(m)) for m, v in sorted(result.metrics.items())]
@@ -168,19 +138,10 @@ def evaluate_command(ctx: click.Context, version: str | None, against: str | Non
         console.out.print("all gates pass" if result.passed else "a gate FAILED")
 
     emit(result.as_dict(), render)
-    if github.in_actions():
-        github.set_output("passed", str(result.passed).lower())
-        github.write_summary(
-            f"### Gates for {spec.model_name} v{result.version}: "
-            f"{'pass' if result.passed else 'FAIL'}\n\n"
-            + github.markdown_table(
-                ["gate", "value", "outcome"],
-                [(g.name, f"{g.value:.4f}", "pass" if g.passed else "FAIL") for g in result.gates],
-            )
-        )
     if not result.passed:
         failed = [g.name for g in result.gates if not g.passed]
         raise CheckFailed(f"v{result.version} fails {len(failed)} gate(s): {'; '.join(failed)}", result)
+    return result
 
 
 @main.command("card")
@@ -190,7 +151,7 @@ def evaluate_command(ctx: click.Context, version: str | None, against: str | Non
 def card_command(ctx: click.Context, version: str | None) -> None:
     """Write the model card of a version (default: the newest) into model_cards/."""
     spec = spec_of(ctx)
-    card = cards.write_card(spec, version)
+    card = cards.write_card(spec, parse_version(version))
     emit(
         card.as_dict(),
         lambda: console.out.print(

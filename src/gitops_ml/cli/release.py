@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
 
-from .. import github, release
+from .. import gitutil, release
 from ..errors import CheckFailed
 from .output import console, emit, table
 from .root import json_option, main, spec_of
@@ -18,19 +19,29 @@ from .root import json_option, main, spec_of
 @click.option("--branch", is_flag=True,
               help="Also create branch promote/ENV/vVERSION and commit the release.")
 @click.option("--title", help="Pull request title (default: 'Promote <model> vN to ENV').")
+@click.option("--base", default="main", show_default=True, metavar="BRANCH",
+              help="With --branch: the branch the promotion branch starts from (else origin/BRANCH).")
+@click.option("--allow-unfilled", is_flag=True,
+              help="Write a release of the last environment although its model card still has FILL-IN "
+                   "sections (it cannot pass verify until they are filled in).")
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where the title and body files go (default: .gitops-ml/promotion/).")
 @json_option
 @click.pass_context
-def promote_command(ctx: click.Context, version: int, to: str, branch: bool, title: str | None,
-                    output_dir: Path | None) -> None:
+def promote_command(ctx: click.Context, version: int, to: str, branch: bool, title: str | None, base: str,
+                    allow_unfilled: bool, output_dir: Path | None) -> None:
     """Write environments/ENV/release.yaml for VERSION and the pull request's title and body.
 
     Refuses (exit 1, nothing written) an unknown version, failed or unrecorded gates, a missing
-    model card, a version ENV already runs, or one the previous environment does not run now.
+    model card, a version ENV already runs, one the previous environment does not run now, a card with
+    FILL-IN sections for the last environment (unless --allow-unfilled), or while another promotion to
+    ENV is running. With --branch the branch starts from --base, whatever is checked out.
     """
     spec = spec_of(ctx)
-    result = release.promote(spec, version, to, branch=branch, title=title, output_dir=output_dir)
+    result = release.promote(spec, version, to, branch=branch, title=title, output_dir=output_dir, base=base,
+                             allow_unfilled=allow_unfilled)
+    for warning in result.warnings:
+        console.err(f"warning: {warning}")
 
     def render() -> None:
         console.out.print(f"wrote {spec.display(str(result.manifest_path))}: {result.title}")
@@ -43,6 +54,7 @@ def promote_command(ctx: click.Context, version: int, to: str, branch: bool, tit
             console.out.print(f"the model card has {result.card_unfilled} section(s) still to fill in")
 
     emit(result.as_dict(), render)
+    return result
 
 
 @main.command("verify")
@@ -69,29 +81,22 @@ def verify_command(ctx: click.Context, base: str) -> None:
             console.out.print(f"  - {reason}")
 
     emit(result.as_dict(), render)
-    if github.in_actions():
-        for check in result.checks:
-            for reason in check.reasons:
-                click.echo(github.annotation("error", reason, file=check.path, title=f"release {check.env}"))
-        rows = [(c.env, c.change, c.version, "pass" if c.passed else "FAIL") for c in result.checks]
-        outcome = "pass" if result.passed else "FAIL"
-        github.write_summary(f"### Release verification against `{base}`: {outcome}\n\n"
-                             + (github.markdown_table(["environment", "change", "version", "outcome"], rows)
-                                if rows else "No release manifest changed.\n")
-                             + "".join(f"- {reason}\n" for reason in result.reasons))
     if not result.passed:
         raise CheckFailed(f"{len(result.reasons)} problem(s): " + "; ".join(result.reasons), result)
+    return result
 
 
 @main.command("deploy")
 @click.argument("env")
+@click.option("--base", default="main", show_default=True, metavar="BRANCH",
+              help="The default branch: deploy acts only on a manifest committed there and checked out.")
 @json_option
 @click.pass_context
-def deploy_command(ctx: click.Context, env: str) -> None:
+def deploy_command(ctx: click.Context, env: str, base: str) -> None:
     """After a merge: point the registry alias ENV at the manifest's version, build or reuse its bento,
     and write the image reference for the containerize-and-push step. Running it again changes nothing."""
     spec = spec_of(ctx)
-    result = release.deploy(spec, env)
+    result = release.deploy(spec, env, base)
 
     def render() -> None:
         if result.version is None:
@@ -104,9 +109,20 @@ def deploy_command(ctx: click.Context, env: str) -> None:
         console.out.print(f"image reference written to {spec.display(str(result.image_file))}")
 
     emit(result.as_dict(), render)
-    if github.in_actions():
-        github.write_summary(f"### Deployed {spec.model_name} to {env}: {_v(result.version)}\n\n"
-                             f"image `{result.image or '-'}`, bento `{result.bento_tag or '-'}`\n")
+    return result
+
+
+@main.command("changed-environments")
+@click.option("--requested", envvar="REQUESTED", default="", metavar="ENV",
+              help="Act on ENV only (the workflow's manual input; env REQUESTED).")
+@click.pass_context
+def changed_environments_command(ctx: click.Context, requested: str) -> None:
+    """Print environments=<JSON list> for deploy.yml: REQUESTED, or those whose release manifest the
+    last commit changed, in the declared order."""
+    spec = spec_of(ctx)
+    folder = spec.environments_dir.relative_to(spec.root).as_posix()
+    paths = [] if requested else gitutil.paths_changed_by_last_commit(spec.root, folder)
+    click.echo("environments=" + json.dumps(release.changed_environments(spec, requested, paths)))
 
 
 @main.command("status")

@@ -14,17 +14,14 @@ import click
 
 from .. import __version__
 from ..config import Spec, load_spec
-from ..errors import GitopsMLError
+from ..errors import CheckFailed, ConfigError, GitopsMLError
+from ..layout import TELEMETRY_OFF
+from . import report
 from .output import console
 
 # Telemetry off unless a user turns it on: CI logs and laptops alike.
 # Progress bars of artifact downloads would flood CI logs.
-for _var, _value in (
-    ("MLFLOW_DISABLE_TELEMETRY", "true"),
-    ("BENTOML_DO_NOT_TRACK", "True"),
-    ("DO_NOT_TRACK", "1"),
-    ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false"),
-):
+for _var, _value in TELEMETRY_OFF:
     os.environ.setdefault(_var, _value)
 logging.getLogger("mlflow").setLevel(logging.WARNING)
 warnings.filterwarnings("ignore", module="mlflow")
@@ -34,11 +31,24 @@ class EngineGroup(click.Group):
     """Maps the engine's errors to exit codes (1 a failed check, 2 bad usage) and one line on stderr."""
 
     def invoke(self, ctx: click.Context):
+        # The shape of pip's _run_wrapper: run the command, then hand its result (or the result a
+        # failed check carries) to the one reporter, then map errors to exit codes.
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+        except CheckFailed as exc:
+            report.publish(ctx, ctx.invoked_subcommand, exc.result, _loaded_spec(ctx), failed=True)
+            console.err(f"error: {exc}")
+            ctx.exit(exc.exit_code)
         except GitopsMLError as exc:
             console.err(f"error: {exc}")
             ctx.exit(exc.exit_code)
+        report.publish(ctx, ctx.invoked_subcommand, result, _loaded_spec(ctx))
+        return result
+
+
+def _loaded_spec(ctx: click.Context) -> Spec | None:
+    """The spec the command read, if it read one (the reporter never reads it again)."""
+    return (ctx.obj or {}).get("spec")
 
 
 @click.group(cls=EngineGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -53,6 +63,15 @@ class EngineGroup(click.Group):
 def main(ctx: click.Context, project: Path | None) -> None:
     """GitOps for ML: validate, train, evaluate, card, package, serve, promote, deploy, monitor."""
     ctx.obj = {"project": project}
+
+
+def parse_version(version: str | None) -> int | None:
+    """The VERSION argument as the one version type the engine uses, an int (None: the newest)."""
+    if version is None:
+        return None
+    if not version.isdigit():
+        raise ConfigError(f"version must be a whole number, got {version!r} (the VERSION argument)")
+    return int(version)
 
 
 def spec_of(ctx: click.Context) -> Spec:

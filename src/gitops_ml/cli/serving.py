@@ -9,18 +9,10 @@ from pathlib import Path
 
 import click
 
-from .. import github, release
+from .. import release
 from ..errors import CheckFailed, ConfigError
 from .output import console, emit, table
-from .root import json_option, main, spec_of
-
-
-def _version_argument(version: str | None) -> int | None:
-    if version is None:
-        return None
-    if not version.isdigit():
-        raise ConfigError(f"VERSION must be a whole number, got {version!r}")
-    return int(version)
+from .root import json_option, main, parse_version, spec_of
 
 
 @main.command("package")
@@ -38,16 +30,11 @@ def package_command(ctx: click.Context, version: str | None, export_dir: Path | 
 
     spec = spec_of(ctx)
     console.info(f"packaging {spec.model_name} {'v' + version if version else '(newest version)'}")
-    result = package(spec, _version_argument(version), export_dir)
+    result = package(spec, parse_version(version), export_dir)
     emit(result.as_dict(), lambda: table(f"bento {result.bento_tag}", ["", ""], [
         ("model version", result.model_version), ("BentoML model", result.model_tag),
         ("archive", result.archive or "(not exported; --export DIR)"), ("Dockerfile", result.dockerfile)]))
-    if github.in_actions():
-        github.set_output("bento_tag", result.bento_tag)
-        if result.archive:
-            github.set_output("archive", result.archive)
-        github.write_summary(f"### Bento `{result.bento_tag}`\n\nmodel version {result.model_version}"
-                             + (f", archive `{Path(result.archive).name}`" if result.archive else "") + "\n")
+    return result
 
 
 @main.command("serve")
@@ -67,7 +54,7 @@ def serve_command(ctx: click.Context, version: str | None, env: str | None, port
     spec = spec_of(ctx)
     if version is not None and env is not None:
         raise ConfigError("give VERSION or --env ENV, not both")
-    chosen = _version_argument(version)
+    chosen = parse_version(version)
     if env is not None:
         chosen = release.current_version(spec, env)
         if chosen is None:
@@ -119,11 +106,7 @@ def smoke_command(ctx: click.Context, url: str, expect_version: int | None, expe
               ["check", "outcome", "detail"], [(c.name, c.passed, c.detail) for c in result.checks])
 
     emit(result.as_dict(), render)
-    if github.in_actions():
-        github.write_summary(f"### Smoke test of `{url}`: {'pass' if result.passed else 'FAIL'}\n\n"
-                             + github.markdown_table(["check", "outcome", "detail"],
-                                                     [(c.name, "pass" if c.passed else "FAIL", c.detail)
-                                                      for c in result.checks]))
     if not result.passed:
         failed = [c.name for c in result.checks if not c.passed]
         raise CheckFailed(f"{url}: {len(failed)} smoke check(s) failed: {', '.join(failed)}", result)
+    return result

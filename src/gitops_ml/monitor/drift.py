@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 
@@ -25,18 +26,20 @@ from .decide import (
     quality_reason,
 )
 from .measure import PREDICTION, ColumnDrift, measure
-from .reference import Deployed, Reference, deployed, training_quality, training_rows
+from .reference import Deployed, FoundBy, Reference, deployed, training_quality, training_rows
 from .sources import Rows, check_rows, read_file, read_inference_log
+
+Decision = Literal["none", "retrain", "escalate", "insufficient_data"]
 
 
 @dataclass
 class DriftResult:
-    decision: str  # "none", "retrain", "escalate" or "insufficient_data"
+    decision: Decision
     reasons: list[Reason]
     model_name: str
     env: str
     model_version: int
-    found_by: str
+    found_by: FoundBy
     current: Rows
     reference: Reference | None = None
     labelled: Rows | None = None
@@ -113,11 +116,11 @@ def read_labelled(spec: Spec, schema, current: Rows) -> tuple[Rows | None, str]:
 
 def predict(spec: Spec, model, frame: pd.DataFrame) -> pd.Series:
     """The model's answers as compared: labels as categories, numbers as numbers."""
-    predicted = pd.Series(model.predict(frame[_model_inputs(spec, frame)]), index=frame.index)
+    predicted = pd.Series(model.predict(frame[model_inputs(spec, frame)]), index=frame.index)
     return predicted.astype(str) if spec.task == "classification" else predicted.astype(float)
 
 
-def _model_inputs(spec: Spec, frame: pd.DataFrame) -> list[str]:
+def model_inputs(spec: Spec, frame: pd.DataFrame) -> list[str]:
     return [c for c in frame.columns if c not in {spec.target, PREDICTION, "probability", "timestamp",
                                                    "model_version"}]
 
@@ -127,7 +130,7 @@ def measure_quality(spec: Spec, model, labelled: Rows, trained: dict[str, float]
         return None, (f"only {labelled.rows_used} labelled recent rows in {labelled.source} "
                       f"(minimum {spec.drift.min_rows}): model quality not measured")
     frame = labelled.frame
-    now = score(model, frame[_model_inputs(spec, frame)], frame[spec.target], spec.task)
+    now = score(model, frame[model_inputs(spec, frame)], frame[spec.target], spec.task)
     if spec.metric not in now or spec.metric not in trained:
         return None, f"{spec.metric} cannot be computed on the labelled rows (one class only?)"
     return Quality(spec.metric, trained[spec.metric], now[spec.metric], labelled.rows_used, labelled.source), ""

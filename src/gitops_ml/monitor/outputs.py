@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import github
+from .. import github, layout
 from ..config import Spec
 
 if TYPE_CHECKING:
@@ -36,17 +36,17 @@ class Files:
 
 
 def default_dir(spec: Spec) -> Path:
-    return spec.root / ".gitops-ml" / "drift"
+    return layout.drift_dir(spec.root)
 
 
-def _clean(value):
+def clean(value):
     """JSON without NaN: a missing number is null."""
     if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
         return None
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
+        return {k: clean(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_clean(v) for v in value]
+        return [clean(v) for v in value]
     return value
 
 
@@ -69,23 +69,9 @@ def write(spec: Spec, result: DriftResult, output_dir: Path | None = None) -> Fi
     result.files = files
     markdown = summary_markdown(result)
     files.summary_md.write_text(markdown, encoding="utf-8")
-    files.summary_json.write_text(json.dumps(_clean(result.as_dict()), indent=2, default=str) + "\n",
+    files.summary_json.write_text(json.dumps(clean(result.as_dict()), indent=2, default=str) + "\n",
                                   encoding="utf-8")
-    _to_github(result, files, markdown)
     return files
-
-
-def _to_github(result: DriftResult, files: Files, markdown: str) -> None:
-    github.write_summary(markdown)
-    github.set_output("decision", result.decision)
-    github.set_output("summary", str(files.summary_json))
-    github.set_output("drifted_features", str(len(result.drifted)))
-    if files.report_html:
-        github.set_output("report", str(files.report_html))
-    if files.title_file and files.body_file:
-        github.set_output("title", title(result))
-        github.set_output("title_file", str(files.title_file))
-        github.set_output("body_file", str(files.body_file))
 
 
 # -- text ------------------------------------------------------------------------------------------

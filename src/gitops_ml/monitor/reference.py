@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import pandas as pd
 from mlflow.tracking import MlflowClient
@@ -13,6 +14,8 @@ from ..errors import CheckFailed, ConfigError
 from ..train import TRAIN_ARTIFACT
 from .sources import sample
 
+FoundBy = Literal["manifest", "alias"]  # found by the git manifest, or by the MLflow alias
+
 
 @dataclass(frozen=True)
 class Deployed:
@@ -20,7 +23,7 @@ class Deployed:
 
     env: str
     version: tracking.Version
-    found_by: str  # "manifest" (git) or "alias" (MLflow)
+    found_by: FoundBy
 
 
 @dataclass
@@ -51,8 +54,9 @@ def deployed(spec: Spec, client: MlflowClient, env: str | None) -> Deployed:
         if by_alias is not None:
             return Deployed(name, by_alias, "alias")
     where = f"environment {env!r}" if env else f"any of {', '.join(spec.release.environments)}"
-    raise ConfigError(f"no model is released to {where}: neither environments/<env>/release.yaml "
-                      "nor an MLflow alias names a version; promote one first")
+    manifests = ", ".join(release.relative_manifest(spec, name) for name in candidates)
+    raise ConfigError(f"no model is released to {where}: neither {manifests} "
+                      "nor an MLflow alias of that name names a version; promote one first")
 
 
 def training_rows(spec: Spec, client: MlflowClient, version: tracking.Version) -> Reference:

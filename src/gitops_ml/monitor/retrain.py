@@ -1,7 +1,7 @@
 """``retrain``: act on a ``retrain`` decision. Train with the labelled recent rows, gate, open the promotion.
 
-Nothing is released here: the outcome is a promotion to staging written as a pull request's
-manifest, title and body, or an ``escalate`` with the reason and an issue body.
+Nothing is released here: the outcome is a promotion to the first environment (staging by default)
+written as a pull request's manifest, title and body, or an ``escalate`` with the reason and an issue body.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 
@@ -20,11 +21,11 @@ from ..evaluate import Evaluation, evaluate, load_model
 from ..metrics import higher_is_better, score
 from ..train import train
 from . import outputs
-from .drift import DriftResult, _model_inputs, drift
+from .drift import DriftResult, drift, model_inputs
 from .sources import parse_duration
 
-STAGING = "staging"
 RETRAIN_JSON = "retrain.json"
+Outcome = Literal["promoted", "escalate", "skipped"]
 
 
 @dataclass
@@ -50,7 +51,7 @@ class RecentComparison:
 
 @dataclass
 class RetrainResult:
-    outcome: str  # "promoted", "escalate" or "skipped"
+    outcome: Outcome
     reasons: list[str]
     env: str
     drift: DriftResult
@@ -59,7 +60,7 @@ class RetrainResult:
     evaluation: Evaluation | None = None
     recent: RecentComparison | None = None
     card: Path | None = None
-    promotion: object | None = None  # release.Promotion
+    promotion: release.Promotion | None = None
     title_file: Path | None = None
     body_file: Path | None = None
     files: dict = field(default_factory=dict)
@@ -108,7 +109,7 @@ def compare_on_recent(spec: Spec, base: tracking.Version, new: tracking.Version,
                       held: pd.DataFrame) -> RecentComparison | None:
     if len(held) < 2 or held[spec.target].nunique() < 2:
         return None
-    x, y = held[_model_inputs(spec, held)], held[spec.target]
+    x, y = held[model_inputs(spec, held)], held[spec.target]
     old = score(load_model(base), x, y, spec.task).get(spec.metric, float("nan"))
     fresh = score(load_model(new), x, y, spec.task).get(spec.metric, float("nan"))
     return RecentComparison(spec.metric, len(held), old, fresh, spec.gates.max_regression)
@@ -116,7 +117,8 @@ def compare_on_recent(spec: Spec, base: tracking.Version, new: tracking.Version,
 
 def retrain(spec: Spec, env: str, current: str | None = None, window: str | None = None,
             output_dir: Path | None = None, branch: bool = False) -> RetrainResult:
-    """Measure drift for ``env``; on ``retrain``, train with the recent labelled rows and promote to staging."""
+    """Measure drift for ``env``; on ``retrain``, train with the recent labelled rows and promote to the
+    first environment."""
     found = drift(spec, env, current, window, output_dir)
     result = RetrainResult(outcome="skipped", reasons=[], env=found.env, drift=found)
     folder = found.files.directory if found.files else outputs.default_dir(spec)
@@ -154,15 +156,16 @@ def retrain(spec: Spec, env: str, current: str | None = None, window: str | None
                         f"worse than v{found.model_version}'s {r.old:.4f} by more than {r.tolerance}")
     if failures:
         return _escalate(spec, result, folder, failures)
+    first = spec.release.environments[0]  # retraining always starts at the first environment
     try:
         result.promotion = release.promote(
-            spec, trained.version, STAGING, branch=branch,
+            spec, trained.version, first, branch=branch,
             title=f"Retrain {spec.model_name}: drift in {len(found.drifted)} features",
             extra_body=promotion_extra(spec, result))
     except CheckFailed as refused:
         return _escalate(spec, result, folder, [f"promotion refused: {refused}"])
     result.outcome = "promoted"
-    result.reasons = [f"v{trained.version} passes the gates; promotion to {STAGING} written"]
+    result.reasons = [f"v{trained.version} passes the gates; promotion to {first} written"]
     result.title_file, result.body_file = result.promotion.title_file, result.promotion.body_file
     return _finish(spec, result, folder)
 
@@ -182,18 +185,8 @@ def _escalate(spec: Spec, result: RetrainResult, folder: Path, reasons: list[str
 def _finish(spec: Spec, result: RetrainResult, folder: Path) -> RetrainResult:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / RETRAIN_JSON
-    path.write_text(json.dumps(outputs._clean(result.as_dict()), indent=2, default=str) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(outputs.clean(result.as_dict()), indent=2, default=str) + "\n", encoding="utf-8")
     result.files = {"retrain_json": str(path)}
-    github.set_output("outcome", result.outcome)
-    if result.outcome == "escalate" and result.title_file and result.body_file:
-        # The issue replaces the pull request drift announced: point every output at it.
-        github.set_output("title", result.title_file.read_text(encoding="utf-8").strip())
-        for name in ("title_file", "issue_title_file"):
-            github.set_output(name, str(result.title_file))
-        for name in ("body_file", "issue_body_file"):
-            github.set_output(name, str(result.body_file))
-    github.write_summary(f"### Retrain {spec.model_name} for {result.env}: **{result.outcome}**\n\n"
-                         + "".join(f"- {r}\n" for r in result.reasons))
     return result
 
 

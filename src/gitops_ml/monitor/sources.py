@@ -6,7 +6,6 @@ Files are read in chunks and sampled with a seeded bottom-k draw, so memory stay
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -17,19 +16,18 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from ..config import Spec
+from ..config import DURATION, Spec
 from ..data import MAX_LISTED_VALUES, table_format, validate_frame
 from ..errors import CheckFailed, ConfigError, DataError
+from ..layout import TIMESTAMP
 
 CHUNK_ROWS = 100_000  # rows held at once while streaming a file
-LOG_COLUMNS = ("prediction", "probability", "timestamp", "model_version")
-TIMESTAMP = "timestamp"
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
-def parse_duration(text: str, field_name: str = "window") -> timedelta:
+def parse_duration(text: str, field_name: str = "--window") -> timedelta:
     """``30m``, ``12h``, ``7d`` or ``2w`` as a timedelta."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text or "")
+    match = DURATION.fullmatch(text or "")
     if not match or float(match.group(1)) <= 0:
         raise ConfigError(f"{field_name} {text!r}: expected a positive duration such as 30m, 12h, 7d or 2w")
     return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
@@ -152,8 +150,10 @@ def read_inference_log(spec: Spec, model_version: int, window: str | None) -> Ro
     """What the environment's model was asked over the window, from the serving inference log."""
     from ..serve.inference_log import read_log
 
+    # Name what the user wrote: the --window option, or the spec's drift.window when it was not given.
+    label = "--window" if window else "drift.window"
     window = window or spec.drift.window
-    since = datetime.now(UTC) - parse_duration(window, "drift.window")
+    since = datetime.now(UTC) - parse_duration(window, label)
     location = spec.resolve(spec.serving.inference_log)
     log = read_log(location, since=since, model_version=model_version)
     frame = sample(log.frame, spec.drift.max_rows, spec.seed)

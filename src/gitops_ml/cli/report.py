@@ -1,0 +1,203 @@
+"""The one place the engine's results become GitHub Actions side effects: step outputs, the step
+summary and ``::error`` annotations. Stage functions return typed results and never write these;
+the command group calls :func:`publish` once per command, after it returns or fails a check.
+Outside GitHub Actions (no ``$GITHUB_OUTPUT``, no ``$GITHUB_STEP_SUMMARY``) it does nothing.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from .. import github
+from ..config import Spec
+from ..data import MAX_LISTED_VALUES
+
+# Commands whose failed check still carries a result worth reporting (a failed gate, a failed smoke...).
+REPORTED_ON_FAILURE = frozenset({"validate", "evaluate", "verify", "smoke"})
+
+
+def publish(ctx: click.Context, command: str | None, result: object, spec: Spec | None, failed: bool = False) -> None:
+    """Hand ``result`` of ``command`` to GitHub, when running in a GitHub Actions job."""
+    reporter = REPORTERS.get(command or "")
+    if result is None or reporter is None:
+        return
+    if failed and command not in REPORTED_ON_FAILURE:
+        return
+    # Workflow commands work on either stream; keep stdout one JSON object under --json. Outputs and
+    # summaries go to the files GitHub names ($GITHUB_OUTPUT, $GITHUB_STEP_SUMMARY) when it names them;
+    # annotations only inside a job, where something reads them.
+    stream = sys.stderr if ctx.meta.get("json") else sys.stdout
+    reporter(result, spec, lambda line: click.echo(line, file=stream) if github.in_actions() else None)
+
+
+def _outputs(values: dict[str, object]) -> None:
+    for name, value in values.items():
+        github.set_output(name, "" if value is None else str(value))
+
+
+def _rows_listed(rows: list[int]) -> str:
+    shown = ", ".join(str(r) for r in rows[:MAX_LISTED_VALUES])
+    return shown + (f" (+{len(rows) - MAX_LISTED_VALUES} more)" if len(rows) > MAX_LISTED_VALUES else "")
+
+
+def validation(report, spec: Spec | None, echo: Callable[[str], None]) -> None:
+    """``::error`` lines on the data file and a table in the step summary."""
+    for failure in report.failures:
+        echo(
+            github.annotation(
+                "error",
+                f"{failure.count} rows fail '{failure.check}': {', '.join(failure.values[:MAX_LISTED_VALUES])}",
+                file=report.source,
+                title=f"data contract: {failure.column}",
+            )
+        )
+    outcome = "passes" if report.passed else f"fails {len(report.failures)} checks"
+    summary = f"### Data contract: `{report.source}` {outcome}\n\n{report.rows} rows, {report.columns} columns\n\n"
+    if report.failures:
+        summary += github.markdown_table(
+            ["column", "check", "count", "failing values", "rows"],
+            [
+                (f.column, f.check, f.count, ", ".join(f.values[:MAX_LISTED_VALUES]), _rows_listed(f.rows))
+                for f in report.failures
+            ],
+        )
+    github.write_summary(summary)
+
+
+def training(result, spec: Spec | None, echo: Callable[[str], None]) -> None:
+    _outputs({"version": result.version})
+    github.write_summary(
+        f"### Trained {result.model_name} v{result.version}\n\n"
+        + github.markdown_table(["metric", "value"], [(k, f"{v:.4f}") for k, v in sorted(result.metrics.items())])
+    )
+
+
+def evaluation(result, spec: Spec | None, echo: Callable[[str], None]) -> None:
+    _outputs({"passed": str(result.passed).lower()})
+    github.write_summary(
+        f"### Gates for {spec.model_name} v{result.version}: {'pass' if result.passed else 'FAIL'}\n\n"
+        + github.markdown_table(
+            ["gate", "value", "outcome"],
+            [(g.name, f"{g.value:.4f}", "pass" if g.passed else "FAIL") for g in result.gates],
+        )
+    )
+
+
+def packaging(result, spec: Spec | None, echo: Callable[[str], None]) -> None:
+    _outputs({"bento_tag": result.bento_tag, **({"archive": result.archive} if result.archive else {})})
+    github.write_summary(
+        f"### Bento `{result.bento_tag}`\n\nmodel version {result.model_version}"
+        + (f", archive `{Path(result.archive).name}`" if result.archive else "")
+        + "\n"
+    )
+
+
+def smoking(result, spec: Spec | None, echo: Callable[[str], None]) -> None:
+    github.write_summary(
+        f"### Smoke test of `{result.url}`: {'pass' if result.passed else 'FAIL'}\n\n"
+        + github.markdown_table(
+            ["check", "outcome", "detail"], [(c.name, "pass" if c.passed else "FAIL", c.detail) for c in result.checks]
+        )
+    )
+
+
+def promotion(result, spec: Spec | None, echo: Callable[[str], None]) -> None:
+    from ..release.promote import promotion_branch
+
+    _outputs(
+        {
+            "title": result.title,
+            "body_file": result.body_file,
+            "branch": result.branch or promotion_branch(result.env, result.version),
+            "manifest": result.manifest_path,
+            "version": result.version,
+            "environment": result.env,
+        }
+    )
+
+
+def verification(result, spec: Spec | None, echo: Callable[[str], None]) -> None:
+    for check in result.checks:
+        for reason in check.reasons:
+            echo(github.annotation("error", reason, file=check.path, title=f"release {check.env}"))
+    rows = [(c.env, c.change, c.version, "pass" if c.passed else "FAIL") for c in result.checks]
+    outcome = "pass" if result.passed else "FAIL"
+    github.write_summary(
+        f"### Release verification against `{result.base}`: {outcome}\n\n"
+        + (
+            github.markdown_table(["environment", "change", "version", "outcome"], rows)
+            if rows
+            else "No release manifest changed.\n"
+        )
+        + "".join(f"- {reason}\n" for reason in result.reasons)
+    )
+
+
+def deployment(result, spec: Spec | None, echo: Callable[[str], None]) -> None:
+    _outputs(
+        {
+            "image": result.image or "",
+            "bento_tag": result.bento_tag or "",
+            "version": "" if result.version is None else result.version,
+            "changed": str(result.alias_changed).lower(),
+        }
+    )
+    version = "nothing" if result.version is None else f"v{result.version}"
+    github.write_summary(
+        f"### Deployed {spec.model_name} to {result.env}: {version}\n\n"
+        f"image `{result.image or '-'}`, bento `{result.bento_tag or '-'}`\n"
+    )
+
+
+def drift_check(result, spec: Spec | None, echo: Callable[[str], None]) -> None:
+    from ..monitor import outputs
+
+    files = result.files
+    if files is None:
+        return
+    github.write_summary(files.summary_md.read_text(encoding="utf-8"))
+    _outputs({"decision": result.decision, "summary": files.summary_json, "drifted_features": len(result.drifted)})
+    if files.report_html:
+        _outputs({"report": files.report_html})
+    if files.title_file and files.body_file:
+        _outputs({"title": outputs.title(result), "title_file": files.title_file, "body_file": files.body_file})
+
+
+def retraining(result, spec: Spec | None, echo: Callable[[str], None]) -> None:
+    drift_check(result.drift, spec, echo)  # retrain measured drift first, as `drift` would have reported
+    if result.promotion is not None:
+        promotion(result.promotion, spec, echo)
+    _outputs({"outcome": result.outcome})
+    if result.outcome == "escalate" and result.title_file and result.body_file:
+        # The issue replaces the pull request drift announced: point every output at it.
+        _outputs(
+            {
+                "title": result.title_file.read_text(encoding="utf-8").strip(),
+                "title_file": result.title_file,
+                "issue_title_file": result.title_file,
+                "body_file": result.body_file,
+                "issue_body_file": result.body_file,
+            }
+        )
+    github.write_summary(
+        f"### Retrain {spec.model_name} for {result.env}: **{result.outcome}**\n\n"
+        + "".join(f"- {r}\n" for r in result.reasons)
+    )
+
+
+REPORTERS: dict[str, Callable[[object, Spec | None, Callable[[str], None]], None]] = {
+    "validate": validation,
+    "train": training,
+    "evaluate": evaluation,
+    "package": packaging,
+    "smoke": smoking,
+    "promote": promotion,
+    "verify": verification,
+    "deploy": deployment,
+    "drift": drift_check,
+    "retrain": retraining,
+}

@@ -1,0 +1,108 @@
+"""``deploy``: make the registry alias and the bento follow an environment's merged manifest."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .. import gitutil, layout, tracking
+from ..config import Spec
+from ..errors import CheckFailed
+from .environments import check_environment, read_manifest, relative_manifest
+from .registry import alias_version, registry_disagreements
+from .verify import content_reasons
+
+
+@dataclass
+class Deployment:
+    env: str
+    version: int | None
+    previous_version: int | None
+    alias_changed: bool
+    bento_tag: str | None
+    image: str | None
+    image_file: Path
+    model_uri: str | None
+
+    def as_dict(self) -> dict:
+        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+
+
+def deploy(spec: Spec, env: str, base: str = "main") -> Deployment:
+    """Make the registry alias and the bento follow ``environments/<env>/release.yaml``.
+
+    Acts only on what is merged: the manifest committed on ``base`` (the default branch), checked
+    out, and passing the checks ``verify`` makes of its content; then the registry must agree with
+    it. Every reason to refuse is listed and nothing changes. Running it again changes nothing.
+    With no manifest (the first release was reverted) the alias is removed.
+    """
+    env = check_environment(spec, env)
+    manifest = read_manifest(spec, env)
+    refusals = merged_refusals(spec, env, base) + ([] if manifest is None else content_reasons(spec, env, manifest))
+    client = tracking.connect(spec)
+    before = alias_version(spec, client, env)
+    image_file = layout.deploy_file(spec.root, env)
+    if manifest is None:
+        if refusals:
+            raise CheckFailed(f"not deploying {relative_manifest(spec, env)}: " + "; ".join(refusals))
+        if before is not None:
+            tracking.call(lambda: client.delete_registered_model_alias(spec.model_name, env), spec)
+        return _deployed(Deployment(env, None, before, before is not None, None, None, image_file, None))
+    reasons = refusals + registry_disagreements(spec, client, manifest)
+    if reasons:
+        raise CheckFailed(f"not deploying {relative_manifest(spec, env)}: " + "; ".join(reasons))
+    from ..serve.package import package  # serving is heavy to import; only deploy needs it
+
+    packaged = package(spec, manifest.version)
+    if packaged.bento_tag != manifest.bento_tag:
+        raise CheckFailed(
+            f"not deploying {relative_manifest(spec, env)}: packaging v{manifest.version} "
+            f"gave bento {packaged.bento_tag}, the manifest pins {manifest.bento_tag}"
+        )
+    changed = before != manifest.version
+    if changed:
+        target = str(manifest.version)
+        tracking.call(lambda: client.set_registered_model_alias(spec.model_name, env, target), spec)
+    return _deployed(
+        Deployment(
+            env, manifest.version, before, changed, packaged.bento_tag, manifest.image, image_file, manifest.model_uri
+        )
+    )
+
+
+def merged_refusals(spec: Spec, env: str, base: str) -> list[str]:
+    """Why the working tree's release of ``env`` is not (yet) what was merged into ``base``."""
+    gitutil.require_repository(spec.root)
+    path = relative_manifest(spec, env)
+    reasons = []
+    if not gitutil.on_branch(spec.root, base):
+        where = gitutil.current_branch(spec.root)
+        reasons.append(
+            f"deploy acts on the default branch {base!r} (--base), and HEAD is on "
+            f"{where if where != 'HEAD' else 'a detached commit that is not ' + base}: merge the pull request first"
+        )
+    if gitutil.uncommitted(spec.root, path):
+        reasons.append(f"{path} has uncommitted changes: deploy acts only on a committed manifest")
+    return reasons
+
+
+def _deployed(result: Deployment) -> Deployment:
+    """Leave the image reference for the workflow's containerize-and-push step."""
+    text = (
+        json.dumps(
+            {
+                "environment": result.env,
+                "version": result.version,
+                "bento_tag": result.bento_tag,
+                "image": result.image,
+                "model_uri": result.model_uri,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    result.image_file.parent.mkdir(parents=True, exist_ok=True)
+    if not result.image_file.is_file() or result.image_file.read_text(encoding="utf-8") != text:
+        result.image_file.write_text(text, encoding="utf-8")
+    return result

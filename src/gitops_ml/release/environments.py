@@ -1,0 +1,91 @@
+"""Which environments a project declares, where their manifests live, and what git says each runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import layout
+from ..config import Spec
+from ..errors import ConfigError
+from .manifest import ReleaseManifest, parse_manifest
+
+
+def check_environment(spec: Spec, env: str) -> str:
+    """The environment's name, if the spec declares it."""
+    if env not in spec.release.environments:
+        known = ", ".join(spec.release.environments)
+        raise ConfigError(f"unknown environment {env!r}: {spec.pyproject} declares {known}")
+    return env
+
+
+def manifest_path(spec: Spec, env: str) -> Path:
+    return layout.manifest_file(spec.environments_dir, check_environment(spec, env))
+
+
+def relative_manifest(spec: Spec, env: str) -> str:
+    """``environments/<env>/release.yaml`` relative to the project root, as git names it."""
+    return manifest_path(spec, env).relative_to(spec.root).as_posix()
+
+
+def environment_mismatch(manifest: ReleaseManifest, env: str) -> str | None:
+    """The reason when a manifest names another environment than the folder it is in."""
+    if manifest.environment == env:
+        return None
+    return f"field 'environment': says {manifest.environment!r} but the file is in environments/{env}/"
+
+
+def read_manifest(spec: Spec, env: str) -> ReleaseManifest | None:
+    """The environment's release manifest, or None when nothing is released there."""
+    path = manifest_path(spec, env)
+    if not path.is_file():
+        return None
+    shown = spec.display(str(path))
+    manifest = parse_manifest(path.read_text(encoding="utf-8"), shown)
+    mismatch = environment_mismatch(manifest, env)
+    if mismatch:
+        raise ConfigError(f"{shown}: {mismatch}")
+    return manifest
+
+
+def current_version(spec: Spec, env: str) -> int | None:
+    """The registry version an environment runs, per git; None when it runs nothing yet."""
+    manifest = read_manifest(spec, env)
+    return None if manifest is None else manifest.version
+
+
+def previous_environment(spec: Spec, env: str) -> str | None:
+    """The environment a release must run in before ``env`` takes it; None for the first."""
+    order = spec.release.environments
+    index = order.index(env)
+    return order[index - 1] if index else None
+
+
+def changed_environments(spec: Spec, requested: str, changed_paths: list[str]) -> list[str]:
+    """The environments a deploy run acts on, in declared order: ``requested`` when given (it must be
+    declared), else those whose manifest is among ``changed_paths`` (paths relative to the project)."""
+    if requested:
+        return [check_environment(spec, requested)]
+    folder = spec.environments_dir.relative_to(spec.root).as_posix()
+    names = {
+        Path(p).parent.name
+        for p in changed_paths
+        if p.endswith("/" + layout.MANIFEST) and Path(p).parent.parent.as_posix() == folder
+    }
+    return [env for env in spec.release.environments if env in names]
+
+
+def manifest_at(spec: Spec, env: str, ref: str | None) -> ReleaseManifest | None:
+    """The release of ``env`` as git ``ref`` holds it (the working tree when ``ref`` is None)."""
+    if ref is None:
+        return read_manifest(spec, env)
+    from .. import gitutil  # git is only needed when a ref is asked for
+
+    path = relative_manifest(spec, env)
+    text = gitutil.show(spec.root, ref, path)
+    if text is None:
+        return None
+    manifest = parse_manifest(text, f"{ref}:{path}")
+    mismatch = environment_mismatch(manifest, env)
+    if mismatch:
+        raise ConfigError(f"{ref}:{path}: {mismatch}")
+    return manifest

@@ -1,0 +1,264 @@
+"""``promote``: write an environment's release manifest for a version, and the pull request's text."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .. import cards, gitutil, layout, tracking
+from ..config import Spec
+from ..errors import CheckFailed
+from .environments import check_environment, manifest_at, manifest_path, previous_environment, relative_manifest
+from .lock import promotion_lock
+from .manifest import FIRST_SOURCE, SCHEMA_VERSION, GateResult, Gates, ReleaseManifest, Replaces, dump_manifest
+from .pr import default_title, promotion_body
+from .registry import artifact_sha256, bento_tag, image_ref, recorded_gates, registered
+
+
+@dataclass
+class Promotion:
+    env: str
+    version: int
+    manifest_path: Path
+    title: str
+    body: str
+    title_file: Path
+    body_file: Path
+    branch: str | None
+    commit: str | None = None
+    replaces: int | None = None
+    card_unfilled: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+
+
+def promotion_branch(env: str, version: int) -> str:
+    return f"promote/{env}/v{version}"
+
+
+def promotion_refusals(
+    spec: Spec,
+    model: tracking.Version,
+    env: str,
+    current: ReleaseManifest | None,
+    ref: str | None = None,
+    allow_unfilled: bool = False,
+) -> list[str]:
+    """Every reason ``model`` may not go to ``env`` now (empty when it may), as git ``ref`` (or the
+    working tree) says the environments run."""
+    reasons = []
+    gates = recorded_gates(model)
+    if gates is None:
+        reasons.append(f"v{model.version} has no recorded gates: run `gitops-ml evaluate {model.version}` first")
+    elif not gates["passed"]:
+        failed = [g.get("name", "?") for g in gates.get("gates", []) if not g.get("passed")]
+        reasons.append(f"v{model.version} failed its gates ({'; '.join(failed) or 'see gitops-ml evaluate'})")
+    card = cards.card_path(spec, model.version)
+    if not card.is_file():
+        reasons.append(
+            f"v{model.version} has no model card at {spec.display(str(card))}: "
+            f"run `gitops-ml card {model.version}` first"
+        )
+    elif env == spec.release.environments[-1] and not allow_unfilled and (unfilled := cards.count_unfilled(card)):
+        reasons.append(
+            f"the model card {spec.display(str(card))} still has {unfilled} '{cards.UNFILLED_MARKER}' section(s) "
+            f"and {env} needs a completed card: fill them in first, or pass --allow-unfilled "
+            "(the release then cannot pass `gitops-ml verify` until they are)"
+        )
+    if current is not None and current.version == model.version:
+        reasons.append(f"{env} already runs v{model.version}")
+    before = previous_environment(spec, env)
+    if before is not None:
+        runs = manifest_at(spec, before, ref)
+        if runs is None or runs.version != model.version:
+            now = f"runs v{runs.version}" if runs is not None else "runs nothing"
+            reasons.append(
+                f"{env} takes only what {before} runs now, and {before} {now}: "
+                f"promote v{model.version} to {before} first"
+            )
+    return reasons
+
+
+def build_manifest(
+    spec: Spec, model: tracking.Version, env: str, current: ReleaseManifest | None, sha: str
+) -> ReleaseManifest:
+    gates = recorded_gates(model) or {}
+    tag = bento_tag(spec, model)
+    return ReleaseManifest(
+        schema_version=SCHEMA_VERSION,
+        environment=env,
+        model_name=spec.model_name,
+        version=model.version,
+        model_uri=model.model_uri,
+        logged_model_uri=f"models:/{model.model_id}",
+        artifact_sha256=sha,
+        run_id=model.run_id,
+        git_commit=model.git_commit,
+        data_fingerprint=model.data_fingerprint,
+        metrics={k: _rounded(v) for k, v in sorted((gates.get("metrics") or {}).items())},
+        gates=Gates(
+            passed=bool(gates.get("passed")),
+            evaluated_against=gates.get("against"),
+            baseline_version=gates.get("baseline_version"),
+            results=[
+                GateResult(
+                    name=g["name"],
+                    metric=g["metric"],
+                    value=_rounded(g["value"]),
+                    threshold=_rounded(g["threshold"]),
+                    passed=bool(g["passed"]),
+                    kind=g.get("kind", ""),
+                )
+                for g in gates.get("gates", [])
+            ],
+        ),
+        model_card=cards.card_path(spec, model.version).relative_to(spec.root).as_posix(),
+        bento_tag=tag,
+        image=image_ref(spec, tag),
+        promoted_from=previous_environment(spec, env) or FIRST_SOURCE,
+        promoted_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        replaces=None
+        if current is None
+        else Replaces(version=current.version, artifact_sha256=current.artifact_sha256),
+    )
+
+
+def _rounded(value: object) -> float | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return round(float(value), 6)
+
+
+def promote(
+    spec: Spec,
+    version: int,
+    to: str,
+    *,
+    branch: bool = False,
+    title: str | None = None,
+    extra_body: str = "",
+    output_dir: Path | None = None,
+    base: str = "main",
+    allow_unfilled: bool = False,
+) -> Promotion:
+    """Write ``environments/<to>/release.yaml`` for ``version`` and the pull request's title and body.
+
+    Every check runs before anything is written; a refusal raises CheckFailed and leaves the
+    tree, the branches and the registry as they were. Promotions to one environment are serialised
+    (a second one at the same time is refused); with ``branch`` the branch starts from ``base``,
+    whatever is checked out, and the checks read what ``base`` runs.
+    """
+    env = check_environment(spec, to)
+    start = None
+    if branch:
+        gitutil.require_repository(spec.root)
+        start = gitutil.resolve_base(spec.root, base)
+    with promotion_lock(spec, env):
+        return _promote_locked(spec, version, env, start, title, extra_body, output_dir, allow_unfilled)
+
+
+def _promote_locked(
+    spec: Spec,
+    version: int,
+    env: str,
+    start: str | None,
+    title: str | None,
+    extra_body: str,
+    output_dir: Path | None,
+    allow_unfilled: bool,
+) -> Promotion:
+    branch = start is not None
+    client = tracking.connect(spec)
+    model = registered(spec, client, version)
+    current = manifest_at(spec, env, start)
+    reasons = promotion_refusals(spec, model, env, current, start, allow_unfilled)
+    branch_name = promotion_branch(env, model.version)
+    if branch and gitutil.branch_exists(spec.root, branch_name):
+        reasons.append(f"branch {branch_name} already exists: delete it or promote from it")
+    if reasons:
+        raise CheckFailed(f"cannot promote v{model.version} to {env}: " + "; ".join(reasons))
+
+    manifest = build_manifest(spec, model, env, current, artifact_sha256(spec, model))
+    card = cards.card_path(spec, model.version)
+    unfilled = cards.count_unfilled(card)
+    title = title or default_title(spec, manifest, current)
+    body = promotion_body(spec, manifest, current, unfilled, extra_body, branch_name)
+    out = Path(output_dir) if output_dir else layout.promotion_dir(spec.root)
+    path = manifest_path(spec, env)
+    commit = _write_release(spec, env, card, manifest, title, branch_name if branch else None, start)
+    out.mkdir(parents=True, exist_ok=True)
+    title_file, body_file = out / f"{env}-v{model.version}.title.txt", out / f"{env}-v{model.version}.body.md"
+    title_file.write_text(title + "\n", encoding="utf-8")
+    body_file.write_text(body, encoding="utf-8")
+    return Promotion(
+        env=env,
+        version=model.version,
+        manifest_path=path,
+        title=title,
+        body=body,
+        title_file=title_file,
+        body_file=body_file,
+        branch=branch_name if branch else None,
+        commit=commit,
+        replaces=None if current is None else current.version,
+        card_unfilled=unfilled,
+        warnings=_unverifiable(spec, env, unfilled),
+    )
+
+
+def _unverifiable(spec: Spec, env: str, unfilled: int) -> list[str]:
+    if env != spec.release.environments[-1] or not unfilled:
+        return []
+    return [
+        f"written with --allow-unfilled: the model card still has {unfilled} '{cards.UNFILLED_MARKER}' "
+        f"section(s), so this release of {env} cannot pass `gitops-ml verify` (nor be deployed) until they are "
+        "filled in"
+    ]
+
+
+def _write_release(
+    spec: Spec,
+    env: str,
+    card: Path,
+    manifest: ReleaseManifest,
+    title: str,
+    branch: str | None,
+    start: str | None,
+) -> str | None:
+    """Write the manifest (and with ``branch``, commit it on a new branch cut from ``start``); on any
+    failure undo it all."""
+    path = manifest_path(spec, env)
+    files = release_files(spec, env, card)
+    previous = gitutil.switch_to_new_branch(spec.root, branch, start or "HEAD") if branch else None
+    original = path.read_text(encoding="utf-8") if path.is_file() else None  # as the new branch has it
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(dump_manifest(manifest), encoding="utf-8")
+        return gitutil.commit_paths(spec.root, files, title) if branch else None
+    except BaseException:
+        # Leave nothing half-done: the manifest as it was, nothing staged, the branch gone.
+        _restore(path, original)
+        if previous is not None:
+            gitutil.abandon_branch(spec.root, branch, previous, files)
+        raise
+
+
+def release_files(spec: Spec, env: str, card: Path) -> list[str]:
+    """What a promotion commit holds: the manifest, the card and the card's plots."""
+    files = [relative_manifest(spec, env), card.relative_to(spec.root).as_posix()]
+    plots = card.with_suffix("")
+    if plots.is_dir():
+        files.append(plots.relative_to(spec.root).as_posix())
+    return files
+
+
+def _restore(path: Path, original: str | None) -> None:
+    """Put the manifest back exactly as it was before a failed promotion."""
+    if original is None:
+        path.unlink(missing_ok=True)
+    else:
+        path.write_text(original, encoding="utf-8")
