@@ -157,3 +157,16 @@ def mlflow_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[M
         yield server
     finally:
         server.stop()
+
+
+# -- the template: bakes and the repositories they become (tests/support/bake.py) ---------------------
+@pytest.fixture
+def baked_repository(tmp_path: Path):
+    """A callable: ``baked_repository(**answers)`` bakes into this test's folder and pushes it to a bare
+    origin; returns the working copy."""
+    from tests.support.bake import bake, repository
+
+    def make(**answers: str) -> Path:
+        return repository(bake(tmp_path, **answers))
+
+    return make

@@ -19,25 +19,17 @@ import pytest
 import yaml
 from click.testing import CliRunner
 from cookiecutter.exceptions import FailedHookException
-from cookiecutter.main import cookiecutter
 
 from gitops_ml import __version__, scaffold
 from gitops_ml.cli import main
 
-REPO = Path(__file__).resolve().parents[1]
-TEMPLATE = REPO / "template"
+from .support.bake import CYCLED, PRODUCT, REPO, TEMPLATE, bake, config_generator, config_id, files_of, template_facts
+
 BIN = Path(sys.executable).parent
 EXAMPLE_DATA = REPO / "src" / "gitops_ml" / "example" / "data" / "churn.csv"
 
-# (level, task, python): every level with both tasks, both Python versions at least once.
-MATRIX = [
-    ("0", "classification", "3.11"),
-    ("0", "regression", "3.12"),
-    ("1", "classification", "3.12"),
-    ("1", "regression", "3.11"),
-    ("2", "classification", "3.12"),
-    ("2", "regression", "3.11"),
-]
+# Every level with both tasks, every Python version and licence at least once: from cookiecutter.json.
+MATRIX = config_generator()
 
 COMMON_FILES = {
     ".github/CODEOWNERS",
@@ -84,38 +76,63 @@ PINS = {
     "docker/build-push-action": ("263435318d21b8e681c14492fe198d362a7d2c83", "v6.18.0"),
     "actions/create-github-app-token": ("bcd2ba49218906704ab6c1aa796996da409d3eb1", "v3.2.0"),
 }
-MAKE_TARGETS = ["help", "setup", "lint", "test", "validate", "train", "evaluate", "card", "package", "serve",
-                "smoke", "promote", "verify", "deploy", "drift", "retrain", "all"]
-
-
-def bake(output_dir: Path, **answers: str) -> Path:
-    return Path(cookiecutter(str(TEMPLATE), no_input=True, extra_context=answers, output_dir=str(output_dir)))
-
-
-def files_of(project: Path) -> set[str]:
-    return {p.relative_to(project).as_posix() for p in project.rglob("*") if p.is_file()}
+MAKE_TARGETS = [
+    "help",
+    "setup",
+    "lint",
+    "test",
+    "validate",
+    "train",
+    "evaluate",
+    "card",
+    "package",
+    "serve",
+    "smoke",
+    "promote",
+    "verify",
+    "deploy",
+    "drift",
+    "retrain",
+    "all",
+]
 
 
 @pytest.fixture(scope="module")
-def bakes(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str, str], Path]:
-    """One bake per configuration of the matrix, shared by the module."""
+def bakes(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[dict[str, str], Path]]:
+    """One bake per configuration of the matrix, shared by the module (tests only read them)."""
     root = tmp_path_factory.mktemp("bakes")
-    return {
-        (level, task, python): bake(root / f"l{level}-{task}-{python}", mlops_level=level, task=task,
-                                    python_version=python, project_name=f"Churn L{level} {task}")
-        for level, task, python in MATRIX
-    }
+    return [
+        (
+            config,
+            bake(root / config_id(config), **config, project_name=f"Churn L{config['mlops_level']} {config['task']}"),
+        )
+        for config in MATRIX
+    ]
 
 
-def all_bakes(bakes) -> list[tuple[tuple[str, str, str], Path]]:
-    return sorted(bakes.items())
+def pick(bakes, **wanted: str) -> Path:
+    """The first bake of the matrix whose answers include ``wanted``."""
+    return next(path for config, path in bakes if wanted.items() <= config.items())
+
+
+def all_bakes(bakes) -> list[tuple[dict[str, str], Path]]:
+    return list(bakes)
+
+
+def test_the_matrix_bakes_every_option_of_every_choice_question():
+    """What config_generator promises: a choice added to cookiecutter.json is baked without a test edit."""
+    facts = template_facts()
+    for name in (*PRODUCT, *CYCLED):
+        assert {config[name] for config in MATRIX} == set(facts[name]), name
+    levels_tasks = {(config["mlops_level"], config["task"]) for config in MATRIX}
+    assert len(levels_tasks) == len(facts["mlops_level"]) * len(facts["task"])
 
 
 # -- what a bake holds ------------------------------------------------------------------------------
-@pytest.mark.parametrize("config", MATRIX, ids=lambda c: "-".join(c))
+@pytest.mark.parametrize("config", MATRIX, ids=config_id)
 def test_bake_has_the_files_of_its_level_and_nothing_else(bakes, config):
-    level, task, _ = config
-    project = bakes[config]
+    level, task = config["mlops_level"], config["task"]
+    project = pick(bakes, **config)
     package = project.name.replace("-", "_")
     expected = {f.format(package=package) for f in COMMON_FILES}
     expected |= {f".github/workflows/{name}" for name in LEVEL_WORKFLOWS[level]}
@@ -123,9 +140,9 @@ def test_bake_has_the_files_of_its_level_and_nothing_else(bakes, config):
     assert files_of(project) == expected
 
 
-@pytest.mark.parametrize("config", MATRIX, ids=lambda c: "-".join(c))
+@pytest.mark.parametrize("config", MATRIX, ids=config_id)
 def test_no_jinja_is_left_and_github_expressions_only_under_github(bakes, config):
-    project = bakes[config]
+    project = pick(bakes, **config)
     for path in project.rglob("*"):
         if not path.is_file():
             continue
@@ -142,7 +159,7 @@ def test_no_jinja_is_left_and_github_expressions_only_under_github(bakes, config
 
 def test_github_expressions_survive_rendering(bakes):
     """Workflows copied verbatim and the rendered drift.yml both keep GitHub's ${{ }} intact."""
-    project = bakes[("2", "classification", "3.12")]
+    project = pick(bakes, mlops_level="2", task="classification")
     for name in LEVEL_WORKFLOWS["2"]:
         text = (project / ".github" / "workflows" / name).read_text()
         assert "${{ github." in text or "${{ inputs." in text, name
@@ -151,12 +168,12 @@ def test_github_expressions_survive_rendering(bakes):
     assert 'cron: "17 6 * * 1"' in drift
 
 
-@pytest.mark.parametrize("config", MATRIX, ids=lambda c: "-".join(c))
+@pytest.mark.parametrize("config", MATRIX, ids=config_id)
 def test_project_settings_follow_the_answers(bakes, config):
     import tomllib
 
-    level, task, python = config
-    project = bakes[config]
+    task, python = config["task"], config["python_version"]
+    project = pick(bakes, **config)
     pyproject = tomllib.loads((project / "pyproject.toml").read_text())
     package = project.name.replace("-", "_")
     spec = pyproject["tool"]["gitops-ml"]
@@ -188,7 +205,7 @@ def test_template_sample_is_the_bundled_example_data():
 
 
 def test_regression_sample_has_the_target_and_no_leaking_columns(bakes):
-    project = bakes[("2", "regression", "3.11")]
+    project = pick(bakes, mlops_level="2", task="regression")
     with (project / "data" / "charges.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     with EXAMPLE_DATA.open() as handle:
@@ -203,7 +220,7 @@ def test_regression_data_meets_its_contract(bakes):
     from gitops_ml.config import load_spec
     from gitops_ml.data import check_data
 
-    spec = load_spec(bakes[("0", "regression", "3.12")])
+    spec = load_spec(pick(bakes, mlops_level="0", task="regression"))
     _, report = check_data(spec)
     assert report.passed, report.as_dict()
 
@@ -211,18 +228,24 @@ def test_regression_data_meets_its_contract(bakes):
 def test_engine_source_git_points_at_this_repository(tmp_path):
     import tomllib
 
-    project = bake(tmp_path, engine_source="git", mlflow_tracking_uri="https://mlflow.example.com",
-                   license="MIT", author_name="Ada Lovelace")
+    project = bake(
+        tmp_path,
+        engine_source="git",
+        mlflow_tracking_uri="https://mlflow.example.com",
+        license="MIT",
+        author_name="Ada Lovelace",
+    )
     pyproject = tomllib.loads((project / "pyproject.toml").read_text())
     assert pyproject["project"]["dependencies"] == [
-        f"gitops-ml @ git+https://github.com/gitops-ml/gitops-ml@v{__version__}"]
+        f"gitops-ml @ git+https://github.com/gitops-ml/gitops-ml@v{__version__}"
+    ]
     assert pyproject["tool"]["gitops-ml"]["tracking_uri"] == "https://mlflow.example.com"
     licence = (project / "LICENSE").read_text()
     assert licence.startswith("MIT License\n") and "Ada Lovelace" in licence and licence.endswith("SOFTWARE.\n")
 
 
 def test_apache_licence_is_the_full_text(bakes):
-    text = (bakes[("0", "classification", "3.11")] / "LICENSE").read_text()
+    text = (pick(bakes, license="Apache-2.0") / "LICENSE").read_text()
     assert "Apache License" in text and "END OF TERMS AND CONDITIONS" in text and text.endswith("License.\n")
 
 
@@ -267,39 +290,49 @@ def test_workflows_are_hardened(bakes):
 
 def test_check_jsonschema_and_zizmor_find_nothing_offline(bakes):
     files = [str(p) for p in workflows(bakes)]
-    schema = subprocess.run([BIN / "check-jsonschema", "--builtin-schema", "vendor.github-workflows", *files],
-                            capture_output=True, text=True)
+    schema = subprocess.run(
+        [BIN / "check-jsonschema", "--builtin-schema", "vendor.github-workflows", *files],
+        capture_output=True,
+        text=True,
+    )
     assert schema.returncode == 0, schema.stdout + schema.stderr
     dependabot = [str(project / ".github" / "dependabot.yml") for _, project in all_bakes(bakes)]
-    schema = subprocess.run([BIN / "check-jsonschema", "--builtin-schema", "vendor.dependabot", *dependabot],
-                            capture_output=True, text=True)
+    schema = subprocess.run(
+        [BIN / "check-jsonschema", "--builtin-schema", "vendor.dependabot", *dependabot], capture_output=True, text=True
+    )
     assert schema.returncode == 0, schema.stdout + schema.stderr
     for _, project in all_bakes(bakes):
         for persona in ("regular", "pedantic"):
-            audit = subprocess.run([BIN / "zizmor", "--offline", "--no-progress", "--persona", persona,
-                                    str(project / ".github")], capture_output=True, text=True)
+            audit = subprocess.run(
+                [BIN / "zizmor", "--offline", "--no-progress", "--persona", persona, str(project / ".github")],
+                capture_output=True,
+                text=True,
+            )
             assert audit.returncode == 0, f"{project.name} ({persona}):\n{audit.stdout}{audit.stderr}"
             assert "No findings to report" in audit.stdout + audit.stderr
 
 
-@pytest.mark.parametrize("config", MATRIX, ids=lambda c: "-".join(c))
+@pytest.mark.parametrize("config", MATRIX, ids=config_id)
 def test_readme_lists_every_secret_and_states_githubs_behaviours(bakes, config):
-    project = bakes[config]
+    project = pick(bakes, **config)
     readme = (project / "README.md").read_text()
-    used = {name for path in (project / ".github" / "workflows").glob("*.yml")
-            for name in re.findall(r"secrets\.(\w+)", path.read_text())}
-    assert bool(used) == (config[0] != "0"), used  # level 0's CI needs no secret
+    used = {
+        name
+        for path in (project / ".github" / "workflows").glob("*.yml")
+        for name in re.findall(r"secrets\.(\w+)", path.read_text())
+    }
+    assert bool(used) == (config["mlops_level"] != "0"), used  # level 0's CI needs no secret
     for name in used:
         assert f"`{name}`" in readme, f"README does not list the secret {name}"
     assert "start no workflows" in readme and "PROMOTION_TOKEN" in readme
     assert "only on the default branch" in readme and "60 days without activity" in readme
-    if config[0] == "2":
+    if config["mlops_level"] == "2":
         for setting in ("`staging`, `production` | environments", "required status check", "code owners"):
             assert setting in readme, setting
 
 
 def test_the_workflows_call_only_make_targets_that_exist(bakes):
-    project = bakes[("2", "classification", "3.12")]
+    project = pick(bakes, mlops_level="2", task="classification")
     makefile = (project / "Makefile").read_text()
     defined = set(re.findall(r"^([a-z][a-z-]*):", makefile, flags=re.M))
     assert set(MAKE_TARGETS) <= defined
@@ -310,7 +343,7 @@ def test_the_workflows_call_only_make_targets_that_exist(bakes):
 
 
 def test_make_help_lists_every_target(bakes):
-    project = bakes[("0", "classification", "3.11")]
+    project = pick(bakes, mlops_level="0", task="classification")
     shown = subprocess.run(["make", "-s", "help"], cwd=project, capture_output=True, text=True, check=True).stdout
     listed = set(re.findall(r"^\s+([a-z][a-z-]*)\s", shown, flags=re.M))
     assert set(MAKE_TARGETS) <= listed
@@ -318,20 +351,24 @@ def test_make_help_lists_every_target(bakes):
 
 def test_make_with_empty_venv_uses_the_tools_on_path(bakes):
     """VENV= makes every target call the tools on PATH and never create a virtualenv."""
-    project = bakes[("0", "regression", "3.12")]
-    dry = subprocess.run(["make", "-n", "validate", "promote", "deploy", "VENV=", "VERSION=3", "ENV=production"],
-                         cwd=project, capture_output=True, text=True, check=True).stdout
+    project = pick(bakes, mlops_level="0", task="regression")
+    dry = subprocess.run(
+        ["make", "-n", "validate", "promote", "deploy", "VENV=", "VERSION=3", "ENV=production"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "gitops-ml validate\n" in dry
     assert "gitops-ml promote 3 --to production\n" in dry
     assert "gitops-ml deploy production\n" in dry
     assert "venv" not in dry
-    default = subprocess.run(["make", "-n", "validate"], cwd=project, capture_output=True, text=True,
-                             check=True).stdout
+    default = subprocess.run(["make", "-n", "validate"], cwd=project, capture_output=True, text=True, check=True).stdout
     assert "-m venv .venv" in default and ".venv/bin/gitops-ml validate" in default
 
 
 def test_changed_environments_follows_the_declared_order(bakes, tmp_path):
-    project = shutil.copytree(bakes[("2", "classification", "3.12")], tmp_path / "repo")
+    project = shutil.copytree(pick(bakes, mlops_level="2", task="classification"), tmp_path / "repo")
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
     subprocess.run(["git", "init", "-q", "-b", "main"], cwd=project, check=True)
     subprocess.run([*git, "add", "-A"], cwd=project, check=True)
@@ -342,8 +379,14 @@ def test_changed_environments_follows_the_declared_order(bakes, tmp_path):
     subprocess.run([*git, "commit", "-qm", "release"], cwd=project, check=True)
 
     def changed(**env: str) -> str:
-        done = subprocess.run(["make", "-s", "changed-environments", f"PYTHON={sys.executable}", "VENV="], cwd=project,
-                              capture_output=True, text=True, check=True, env={**_path_env(), **env})
+        done = subprocess.run(
+            ["make", "-s", "changed-environments", f"PYTHON={sys.executable}", "VENV="],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**_path_env(), **env},
+        )
         return done.stdout.strip()
 
     assert changed() == 'environments=["staging", "production"]'
@@ -359,18 +402,21 @@ def _path_env() -> dict[str, str]:
 
 
 # -- the pre-generation hook ----------------------------------------------------------------------------
-@pytest.mark.parametrize(("answers", "message"), [
-    ({"package_name": "2fast"}, "package_name '2fast' is not an importable Python package name"),
-    ({"package_name": "class"}, "not an importable Python package name"),
-    ({"project_slug": "My Project"}, "project_slug 'My Project' is not a repository name"),
-    ({"author_email": "nobody"}, "author_email 'nobody' is not an email address; write it as name@example.com"),
-    ({"drift_schedule": "0 25 * * *"}, "the hour field '25' is not valid"),
-    ({"drift_schedule": "every day"}, "it needs five fields"),
-    ({"drift_schedule": "*/0 * * * *"}, "the minute field '*/0' is not valid"),
-    ({"github_owner": "-bad-"}, "github_owner '-bad-' is not a GitHub user or organisation name"),
-    ({"container_registry": "GHCR.io/Acme"}, "container_registry 'GHCR.io/Acme' is not a registry"),
-    ({"mlflow_tracking_uri": "localhost:5000"}, "mlflow_tracking_uri 'localhost:5000' is not a tracking URI"),
-])
+@pytest.mark.parametrize(
+    ("answers", "message"),
+    [
+        ({"package_name": "2fast"}, "package_name '2fast' is not an importable Python package name"),
+        ({"package_name": "class"}, "not an importable Python package name"),
+        ({"project_slug": "My Project"}, "project_slug 'My Project' is not a repository name"),
+        ({"author_email": "nobody"}, "author_email 'nobody' is not an email address; write it as name@example.com"),
+        ({"drift_schedule": "0 25 * * *"}, "the hour field '25' is not valid"),
+        ({"drift_schedule": "every day"}, "it needs five fields"),
+        ({"drift_schedule": "*/0 * * * *"}, "the minute field '*/0' is not valid"),
+        ({"github_owner": "-bad-"}, "github_owner '-bad-' is not a GitHub user or organisation name"),
+        ({"container_registry": "GHCR.io/Acme"}, "container_registry 'GHCR.io/Acme' is not a registry"),
+        ({"mlflow_tracking_uri": "localhost:5000"}, "mlflow_tracking_uri 'localhost:5000' is not a tracking URI"),
+    ],
+)
 def test_pre_gen_hook_rejects_bad_answers_and_writes_nothing(tmp_path, capfd, answers, message):
     with pytest.raises(FailedHookException):
         bake(tmp_path, **answers)
@@ -395,8 +441,19 @@ def test_answers_with_quotes_cannot_break_the_hooks(tmp_path, capfd):
 # -- gitops-ml new ---------------------------------------------------------------------------------------
 def test_new_bakes_the_bundled_template(tmp_path):
     assert scaffold.template_dir().resolve() == TEMPLATE.resolve()
-    result = CliRunner().invoke(main, ["new", "--no-input", "--output-dir", str(tmp_path), "--json",
-                                       "project_name=Fraud Scores", "mlops_level=1", "task=regression"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "new",
+            "--no-input",
+            "--output-dir",
+            str(tmp_path),
+            "--json",
+            "project_name=Fraud Scores",
+            "mlops_level=1",
+            "task=regression",
+        ],
+    )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.output)
     assert payload["path"] == str(tmp_path / "fraud-scores")
@@ -405,12 +462,15 @@ def test_new_bakes_the_bundled_template(tmp_path):
     assert "data/charges.csv" in payload["files"]
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["bogus=1"], "the template has no question 'bogus'"),
-    (["mlops_level"], "expected KEY=VALUE"),
-    (["task=forecast"], "forecast provided for choice variable task"),
-    (["author_email=nope"], "the template refused the answers"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["bogus=1"], "the template has no question 'bogus'"),
+        (["mlops_level"], "expected KEY=VALUE"),
+        (["task=forecast"], "forecast provided for choice variable task"),
+        (["author_email=nope"], "the template refused the answers"),
+    ],
+)
 def test_new_refuses_bad_answers_with_exit_2_and_writes_nothing(tmp_path, capfd, args, message):
     result = CliRunner().invoke(main, ["new", "--no-input", "-o", str(tmp_path), *args])
     assert result.exit_code == 2, result.output
@@ -426,8 +486,9 @@ def test_new_refuses_an_existing_folder(tmp_path):
 
 
 def test_the_command_line_entry_point_runs_new(tmp_path):
-    done = subprocess.run([BIN / "gitops-ml", "new", "--no-input", "-o", str(tmp_path), "mlops_level=0"],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [BIN / "gitops-ml", "new", "--no-input", "-o", str(tmp_path), "mlops_level=0"], capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     assert f"wrote {tmp_path / 'customer-churn'}" in done.stdout and "workflows: ci.yml" in done.stdout
 
@@ -443,20 +504,34 @@ def test_the_wheel_ships_the_template_and_new_bakes_from_it(tmp_path):
     for junk in source.glob("src/*.egg-info"):
         shutil.rmtree(junk)
     wheels = tmp_path / "wheels"
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", str(source), "-w", str(wheels)],
-                           capture_output=True, text=True)
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", str(source), "-w", str(wheels)],
+        capture_output=True,
+        text=True,
+    )
     assert built.returncode == 0, built.stdout + built.stderr
     (wheel,) = wheels.glob("gitops_ml-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
         archive.extractall(tmp_path / "unpacked")
-    expected = {f"gitops_ml/template/{p.relative_to(TEMPLATE).as_posix()}"
-                for p in TEMPLATE.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    expected = {
+        f"gitops_ml/template/{p.relative_to(TEMPLATE).as_posix()}"
+        for p in TEMPLATE.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
     assert expected <= names
     baked = subprocess.run(
-        [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); from gitops_ml import scaffold; "
-         "r = scaffold.new({'mlops_level': '2'}, sys.argv[2]); print(scaffold.TEMPLATE_DIR); print(r.path)",
-         str(tmp_path / "unpacked"), str(tmp_path)], capture_output=True, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys; sys.path.insert(0, sys.argv[1]); from gitops_ml import scaffold; "
+            "r = scaffold.new({'mlops_level': '2'}, sys.argv[2]); print(scaffold.TEMPLATE_DIR); print(r.path)",
+            str(tmp_path / "unpacked"),
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert baked.returncode == 0, baked.stderr
     template_dir, project = baked.stdout.split()
     assert template_dir.startswith(str(tmp_path / "unpacked"))
@@ -464,9 +539,14 @@ def test_the_wheel_ships_the_template_and_new_bakes_from_it(tmp_path):
 
 
 # -- cruft ------------------------------------------------------------------------------------------------
-def _git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args], cwd=cwd,
-                          capture_output=True, text=True, check=True).stdout
+def _git(cwd: Path, *args: str) -> str:  # the cruft test's identity (t@example.com), kept as it was
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
 
 
 @pytest.mark.slow
@@ -481,9 +561,22 @@ def test_cruft_create_and_update_bring_a_template_change(tmp_path, monkeypatch):
 
     work = tmp_path / "work"
     work.mkdir()
-    subprocess.run([BIN / "cruft", "create", str(upstream), "--directory", "template", "--no-input",
-                    "--output-dir", str(work), "--extra-context", json.dumps({"mlops_level": "1"})],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            BIN / "cruft",
+            "create",
+            str(upstream),
+            "--directory",
+            "template",
+            "--no-input",
+            "--output-dir",
+            str(work),
+            "--extra-context",
+            json.dumps({"mlops_level": "1"}),
+        ],
+        check=True,
+        capture_output=True,
+    )
     project = work / "customer-churn"
     assert json.loads((project / ".cruft.json").read_text())["directory"] == "template"
     assert not (project / ".github" / "workflows" / "deploy.yml").exists()
@@ -498,8 +591,13 @@ def test_cruft_create_and_update_bring_a_template_change(tmp_path, monkeypatch):
 
     check = subprocess.run([BIN / "cruft", "check"], cwd=project, capture_output=True, text=True)
     assert check.returncode != 0  # the template moved on
-    subprocess.run([BIN / "cruft", "update", "--skip-apply-ask", "--allow-untracked-files"], cwd=project,
-                   check=True, capture_output=True, text=True)
+    subprocess.run(
+        [BIN / "cruft", "update", "--skip-apply-ask", "--allow-untracked-files"],
+        cwd=project,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     assert "doctor: ## added upstream" in (project / "Makefile").read_text()
     assert not (project / ".github" / "workflows" / "deploy.yml").exists()  # the level stays what it was
     assert subprocess.run(["make", "-s", "doctor"], cwd=project, capture_output=True, text=True).stdout == "healthy\n"
@@ -522,7 +620,7 @@ def test_classification_bake_keeps_the_bundled_examples_contract_and_model(bakes
     from gitops_ml.example.model import build_model
     from gitops_ml.example.schema import ChurnSchema
 
-    project = next(path for (level, task, _), path in all_bakes(bakes) if task == "classification")
+    project = pick(bakes, task="classification")
     package = next((project / "src").iterdir())
     baked_schema = _load(package / "schema.py", "baked_schema").ChurnSchema.to_schema()
     example = ChurnSchema.to_schema()

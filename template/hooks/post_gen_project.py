@@ -16,21 +16,9 @@ ENGINE_SOURCE = {{ cookiecutter.engine_source | tojson }}
 ENGINE_WHEEL = {{ cookiecutter._engine_wheel | tojson }}
 ENGINE_DIR = Path("engine")
 
-# What each level adds to the one below it. Level 0 is everything not listed here.
-ADDED_AT_LEVEL = {
-    # Continuous training and delivery of the model: train.yml proposes staging through promote.yml.
-    1: [
-        ".github/workflows/train.yml",
-        ".github/workflows/drift.yml",
-        ".github/workflows/promote.yml",
-        ".github/workflows/keepalive.yml",
-    ],
-    2: [
-        ".github/workflows/pipeline.yml",
-        ".github/workflows/verify.yml",
-        ".github/workflows/deploy.yml",
-    ],
-}
+# What each level adds to the one below it, from cookiecutter.json (``_workflows_by_level``), the
+# one place `gitops-ml new` and the tests read it from too.
+ADDED_AT_LEVEL = {int(level): paths for level, paths in {{ cookiecutter._workflows_by_level | tojson }}.items()}
 
 CLASSIFICATION_DATA = Path("data/churn.csv")
 REGRESSION_DATA = Path("data/charges.csv")

@@ -1,40 +1,75 @@
-"""Check the answers before anything is written: a bad one stops the bake with a message that says
-what a good one looks like, and cookiecutter leaves no folder behind.
+"""Check the answers before anything is written: a bad one stops the bake with a message that names
+the answer the user gave and says what a good one looks like, and cookiecutter leaves no folder behind.
+
+Choice questions (python_version, mlops_level, task, license, engine_source) are not checked here:
+cookiecutter refuses a value outside a choice list itself, before any hook runs.
 
 Runs with the Python that runs cookiecutter: standard library only.
 """
 
+import json
 import keyword
 import re
 import sys
+from pathlib import Path
 
-ANSWERS = {
-    "project_slug": {{ cookiecutter.project_slug | tojson }},
-    "package_name": {{ cookiecutter.package_name | tojson }},
-    "author_email": {{ cookiecutter.author_email | tojson }},
-    "github_owner": {{ cookiecutter.github_owner | tojson }},
-    "python_version": {{ cookiecutter.python_version | tojson }},
-    "mlops_level": {{ cookiecutter.mlops_level | tojson }},
-    "task": {{ cookiecutter.task | tojson }},
-    "mlflow_tracking_uri": {{ cookiecutter.mlflow_tracking_uri | tojson }},
-    "container_registry": {{ cookiecutter.container_registry | tojson }},
-    "drift_schedule": {{ cookiecutter.drift_schedule | tojson }},
-    "license": {{ cookiecutter.license | tojson }},
-    "engine_source": {{ cookiecutter.engine_source | tojson }},
-}
+# The answers as rendered, and as given before rendering (``_cookiecutter``: cookiecutter keeps the
+# unrendered context there; cruft does not, and then only the rendered answers are checked).
+# JSON inside a JSON string: null and true survive, and no quote in an answer can end the literal.
+RENDERED = json.loads({{ cookiecutter | tojson | tojson }})
+GIVEN = json.loads({{ _cookiecutter | default({}) | tojson | tojson }})
+TEMPLATE_DIR = {{ cookiecutter._repo_dir | default("") | tojson }}
+{% raw %}
+
+# Jinja's three openers: an answer holding one was (or would have been) rendered as a template.
+TEMPLATE_SYNTAX = re.compile(r"\{\{|\{%|\{#")
+# One-line answers: a line break or other control character would break the TOML, YAML and Markdown
+# the answer lands in (tab is allowed: TOML strings and Markdown take it).
+CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def template_defaults(template_dir: str) -> dict:
+    """cookiecutter.json's defaults: what the template itself may spell with Jinja."""
+    path = Path(template_dir) / "cookiecutter.json"
+    return json.loads(path.read_text(encoding="utf-8")) if template_dir and path.is_file() else {}
+
+
+def questions(rendered: dict) -> dict[str, str]:
+    """The answers to the template's questions (private ``_`` keys are the template's, not the user's)."""
+    return {key: str(value) for key, value in rendered.items() if not key.startswith("_")}
+
+
+def given_by_user(name: str, given: dict, defaults: dict) -> bool:
+    """True when the answer was typed or passed, not left to the template's default (or derivation)."""
+    return name in given and name in defaults and given[name] != defaults[name]
+
+
+def check_template_syntax(given: dict, rendered: dict[str, str], defaults: dict) -> list[str]:
+    """Answers that carry Jinja: ``{{ 7*7 }}`` has already been evaluated by cookiecutter (which renders
+    answers before hooks run), so look at what was given as well as at what came out."""
+    found = []
+    for name, value in rendered.items():
+        raw = given.get(name, value) if given_by_user(name, given, defaults) else value
+        if (isinstance(raw, str) and TEMPLATE_SYNTAX.search(raw)) or TEMPLATE_SYNTAX.search(value):
+            shown = raw if isinstance(raw, str) else value
+            found.append(f"{name} {shown!r} contains template syntax ({{{{ }}}}, {{% %}} or {{# #}}); answers "
+                         "are plain text. Cookiecutter renders an answer given with --no-input or in a config "
+                         "file as Jinja before any check runs: see docs/template.md, 'Answers are rendered'")
+    return found
+
+
+def check_control_characters(given: dict, rendered: dict[str, str]) -> list[str]:
+    """Shown as given: rendering has already turned a carriage return into a line feed."""
+    return [f"{name} {given.get(name, value) if isinstance(given.get(name), str) else value!r} contains a line "
+            "break or control character; every answer is one line"
+            for name, value in rendered.items() if CONTROL.search(value)]
+
 
 SLUG = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
 OWNER = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
 # host[:port] then lowercase path segments: what `docker push` accepts.
 REGISTRY = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
-CHOICES = {
-    "python_version": ("3.11", "3.12"),
-    "mlops_level": ("0", "1", "2"),
-    "task": ("classification", "regression"),
-    "license": ("Apache-2.0", "MIT", "Proprietary"),
-    "engine_source": ("package index", "git", "wheel"),
-}
 # (lowest, highest, names) per cron field, as GitHub's scheduler reads them.
 CRON_FIELDS = (
     ("minute", 0, 59, ()),
@@ -45,19 +80,36 @@ CRON_FIELDS = (
 )
 
 
-def check_slug(value: str) -> str | None:
+def derived_from(name: str, given: dict, defaults: dict) -> str:
+    """The answer the user gave that ``name`` was derived from: itself, or the question it defaults from
+    (project_slug from project_name, package_name from project_slug)."""
+    chain = {"package_name": "project_slug", "project_slug": "project_name"}
+    while name in chain and not given_by_user(name, given, defaults) and defaults:
+        name = chain[name]
+    return name
+
+
+def check_slug(value: str, source: str, answers: dict[str, str]) -> str | None:
     if SLUG.match(value) and len(value) <= 64:
         return None
-    return (f"project_slug {value!r} is not a repository name this template can use: "
-            "lowercase letters and digits in words joined by single hyphens, starting with a letter, "
+    rule = ("lowercase letters and digits in words joined by single hyphens, starting with a letter, "
             "for example 'customer-churn'")
+    if source != "project_slug":
+        return (f"{source} {answers[source]!r} gives the repository name {value!r}, which this template cannot "
+                f"use: the name needs ASCII letters, digits and spaces only (starting with a letter), or answer "
+                f"project_slug yourself ({rule})")
+    return f"project_slug {value!r} is not a repository name this template can use: {rule}"
 
 
-def check_package(value: str) -> str | None:
+def check_package(value: str, source: str, answers: dict[str, str]) -> str | None:
     if value.isidentifier() and not keyword.iskeyword(value) and value.islower() and value.isascii():
         return None
-    return (f"package_name {value!r} is not an importable Python package name: lowercase letters, digits "
-            "and underscores, not starting with a digit and not a keyword, for example 'customer_churn'")
+    rule = ("lowercase letters, digits and underscores, not starting with a digit and not a keyword, "
+            "for example 'customer_churn'")
+    if source != "package_name":
+        return (f"{source} {answers[source]!r} gives the Python package name {value!r}, which cannot be "
+                f"imported; change the {source}, or answer package_name yourself ({rule})")
+    return f"package_name {value!r} is not an importable Python package name: {rule}"
 
 
 def check_email(value: str) -> str | None:
@@ -132,29 +184,30 @@ def check_cron(value: str) -> str | None:
     return None
 
 
-def check_choice(name: str, value: str) -> str | None:
-    allowed = CHOICES[name]
-    if value in allowed:
-        return None
-    return f"{name} {value!r} is not one of: {', '.join(repr(a) for a in allowed)}"
-
-
-def problems(answers: dict[str, str]) -> list[str]:
+def problems(rendered: dict, given: dict, defaults: dict) -> list[str]:
+    answers = questions(rendered)
+    # Answers carrying Jinja or line breaks are reported alone: what was derived from them says nothing more.
+    early = check_template_syntax(given, answers, defaults) + check_control_characters(given, answers)
+    if early:
+        return early
+    slug_source = derived_from("project_slug", given, defaults)
+    package_source = derived_from("package_name", given, defaults)
     found = [
-        check_slug(answers["project_slug"]),
-        check_package(answers["package_name"]),
+        check_slug(answers["project_slug"], slug_source, answers),
+        # A package derived from a slug already refused says nothing more.
+        None if package_source != "package_name" and check_slug(answers["project_slug"], slug_source, answers)
+        else check_package(answers["package_name"], package_source, answers),
         check_email(answers["author_email"]),
         check_owner(answers["github_owner"]),
         check_registry(answers["container_registry"]),
         check_tracking(answers["mlflow_tracking_uri"]),
         check_cron(answers["drift_schedule"]),
-        *(check_choice(name, answers[name]) for name in CHOICES),
     ]
     return [message for message in found if message]
 
 
 def main() -> int:
-    found = problems(ANSWERS)
+    found = problems(RENDERED, GIVEN, template_defaults(TEMPLATE_DIR))
     for message in found:
         print(f"error: {message}", file=sys.stderr)
     if found:
@@ -165,3 +218,4 @@ def main() -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+{% endraw %}

@@ -1,0 +1,1 @@
+"""Test harness shared by the test modules: bakes, git repositories, the workflow runner."""
