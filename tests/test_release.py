@@ -470,3 +470,49 @@ def test_manifest_problems_from_the_files_alone(repo: Path) -> None:
     cards.card_path(spec, 1).unlink()
     assert release.manifest_problems(spec, "production") == [
         "field 'model_card': model_cards/churn-classifier-v1.md does not exist"]
+
+
+# -- only merged code is released -------------------------------------------------------------
+def train_on_a_branch(root: Path) -> tuple[int, str]:
+    git(root, "switch", "--quiet", "-c", "unreviewed")
+    (root / "NOTES.md").write_text("a change nobody reviewed\n")
+    git(root, "add", "NOTES.md")
+    git(root, "commit", "--quiet", "-m", "Unreviewed change")
+    commit = git(root, "rev-parse", "HEAD")
+    from gitops_ml.evaluate import evaluate
+    from gitops_ml.train import train
+
+    spec = load_spec(root)
+    version = train(spec).version
+    evaluate(spec, version)
+    cards.write_card(spec, version)
+    git(root, "switch", "--quiet", "main")
+    return version, commit
+
+
+def test_a_version_trained_from_an_unmerged_branch_is_refused_until_the_branch_merges(repo: Path) -> None:
+    version, commit = train_on_a_branch(repo)
+    before = git(repo, "status", "--porcelain")
+    code, out, _ = cli(repo, "promote", str(version), "--to", "staging", "--branch")
+    assert code == 1, out
+    assert f"v{version} was trained from commit {commit[:12]}, which is not on main" in out
+    assert git(repo, "status", "--porcelain") == before
+    assert not (repo / "environments" / "staging" / "release.yaml").exists()
+    assert f"promote/staging/v{version}" not in git(repo, "branch", "--list")
+
+    git(repo, "merge", "--quiet", "--no-ff", "-m", "Merge unreviewed", "unreviewed")
+    git(repo, "push", "--quiet", "origin", "main")
+    code, out, _ = cli(repo, "promote", str(version), "--to", "staging", "--branch")
+    assert code == 0, out
+
+
+def test_verify_refuses_a_manifest_whose_version_was_trained_from_unmerged_code(repo: Path) -> None:
+    version, commit = train_on_a_branch(repo)
+    git(repo, "merge", "--quiet", "--no-ff", "-m", "Merge unreviewed", "unreviewed")
+    code, out, _ = cli(repo, "promote", str(version), "--to", "staging", "--branch")
+    assert code == 0, out
+    # The same release, verified against a main that never received the training commit.
+    git(repo, "branch", "--quiet", "-f", "old-main", "origin/main")
+    code, out, _ = cli(repo, "verify", "--base", "old-main")
+    assert code == 1, out
+    assert "which is not on old-main" in out

@@ -106,6 +106,12 @@ def resolve_base(root: Path, base: str) -> str:
                       "(fetch it first; in GitHub Actions: actions/checkout with fetch-depth: 0)")
 
 
+def is_ancestor(root: Path, commit: str, ref: str) -> bool | None:
+    """Whether ``commit`` is in the history of ``ref``; None when this clone does not know ``commit``."""
+    done = subprocess.run(["git", "merge-base", "--is-ancestor", commit, ref], cwd=root, capture_output=True)
+    return {0: True, 1: False}.get(done.returncode)
+
+
 def uncommitted(root: Path, path: str) -> bool:
     """Whether ``path`` differs from HEAD (changed, staged, untracked or deleted)."""
     return bool(git(root, "status", "--porcelain", "--untracked-files=all", "--", path))

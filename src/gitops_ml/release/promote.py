@@ -15,6 +15,7 @@ from .lock import promotion_lock
 from .manifest import FIRST_SOURCE, SCHEMA_VERSION, GateResult, Gates, ReleaseManifest, Replaces, dump_manifest
 from .pr import default_title, promotion_body
 from .registry import artifact_sha256, bento_tag, image_ref, recorded_gates, registered
+from .verify import merged_code_reasons
 
 
 @dataclass
@@ -158,7 +159,14 @@ def promote(
         gitutil.require_repository(spec.root)
         start = gitutil.resolve_base(spec.root, base)
     with promotion_lock(spec, env):
-        return _promote_locked(spec, version, env, start, title, extra_body, output_dir, allow_unfilled)
+        return _promote_locked(spec, version, env, start, title, extra_body, output_dir, allow_unfilled, base)
+
+
+def known_base(spec: Spec, base: str) -> str:
+    """``base`` or ``origin/<base>``, whichever this clone has (a CI checkout often has only the latter)."""
+    if not gitutil.is_repository(spec.root):
+        return base
+    return next((ref for ref in (base, f"origin/{base}") if gitutil.ref_exists(spec.root, ref)), base)
 
 
 def _promote_locked(
@@ -170,12 +178,14 @@ def _promote_locked(
     extra_body: str,
     output_dir: Path | None,
     allow_unfilled: bool,
+    base: str,
 ) -> Promotion:
     branch = start is not None
     client = tracking.connect(spec)
     model = registered(spec, client, version)
     current = manifest_at(spec, env, start)
     reasons = promotion_refusals(spec, model, env, current, start, allow_unfilled)
+    reasons += merged_code_reasons(spec, model.version, model.git_commit, start or known_base(spec, base))
     branch_name = promotion_branch(env, model.version)
     if branch and gitutil.branch_exists(spec.root, branch_name):
         reasons.append(f"branch {branch_name} already exists: delete it or promote from it")

@@ -75,6 +75,8 @@ def verify(spec: Spec, base: str = "origin/main") -> Verification:
     checks = []
     for path in paths:
         check, manifest = check_manifest_file(spec, base, path)
+        if manifest is not None:
+            check.reasons += merged_code_reasons(spec, manifest.version, manifest.git_commit, base)
         if manifest is not None:  # parsed: the registry must agree too, whatever else is wrong
             if registry_down is None:
                 try:
@@ -146,6 +148,21 @@ def manifest_problems(spec: Spec, env: str) -> list[str]:
     except ConfigError as exc:
         return [str(exc)]
     return [] if manifest is None else content_reasons(spec, env, manifest)
+
+
+def merged_code_reasons(spec: Spec, version: int, commit: str | None, base: str) -> list[str]:
+    """A release must be built from code merged into the default branch: any pull request can train
+    and register a version from its own, unreviewed code, and that version must not be released."""
+    if not commit or not gitutil.is_repository(spec.root) or not gitutil.ref_exists(spec.root, base):
+        return []
+    merged = gitutil.is_ancestor(spec.root, commit, base)
+    if merged is None:
+        return [f"v{version} was trained from commit {commit[:12]}, which this clone does not have: fetch the "
+                f"whole history (actions/checkout with fetch-depth: 0), or train again from {base}"]  # fmt: skip
+    if not merged:
+        return [f"v{version} was trained from commit {commit[:12]}, which is not on {base}: only a version built "
+                f"from merged code may be released; merge the change, then train again from {base}"]  # fmt: skip
+    return []
 
 
 def content_reasons(spec: Spec, env: str, manifest: ReleaseManifest) -> list[str]:
