@@ -50,9 +50,7 @@ def deploy(spec: Spec, env: str, base: str = "main") -> Deployment:
         if before is not None:
             tracking.call(lambda: client.delete_registered_model_alias(spec.model_name, env), spec)
         return _deployed(Deployment(env, None, before, before is not None, None, None, image_file, None))
-    if refusals:
-        raise CheckFailed(f"not deploying {relative_manifest(spec, env)}: " + "; ".join(refusals))
-    packaged = packaged_release(spec, env, manifest, client)
+    packaged = packaged_release(spec, env, manifest, client, refusals=refusals)
     changed = before != manifest.version
     if changed:
         target = str(manifest.version)

@@ -44,10 +44,13 @@ class ImageContext:
                 "context": str(self.folder), "dockerfile": str(self.dockerfile), "labels": self.labels}  # fmt: skip
 
 
-def packaged_release(spec: Spec, env: str, manifest: ReleaseManifest, client, export_dir: Path | None = None):
+def packaged_release(
+    spec: Spec, env: str, manifest: ReleaseManifest, client, export_dir: Path | None = None, refusals: list[str] = ()
+):
     """The bento ``manifest`` pins, built (and exported to ``export_dir``) once the registry agrees with
-    the manifest; a bento that differs from the pinned one is refused."""
-    reasons = registry_disagreements(spec, client, manifest)
+    the manifest; a bento that differs from the pinned one is refused. ``refusals`` found by the caller
+    are listed with the registry's, so one message names every reason."""
+    reasons = [*refusals, *registry_disagreements(spec, client, manifest)]
     if reasons:
         raise CheckFailed(f"not deploying {relative_manifest(spec, env)}: " + "; ".join(reasons))
     from ..serve.package import package  # serving is heavy to import; only deploy needs it
