@@ -25,8 +25,8 @@ setup: $(VENV)/.installed ## create .venv with the package (editable) and the de
 demo: $(VENV)/.installed ## the main job, on the bundled example, in a scratch folder (DEMO_DIR, default demo/)
 	$(BIN)/python -m gitops_ml.demo
 
-test: $(VENV)/.installed ## the whole test suite
-	$(BIN)/pytest
+test: $(VENV)/.installed ## the whole test suite (two workers; PYTEST_ARGS= adds options)
+	$(BIN)/pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 test-fast: $(VENV)/.installed ## the tests that start no server and bake no template
 	$(BIN)/pytest -m "not slow"

@@ -33,6 +33,7 @@ MATRIX = config_generator()
 
 COMMON_FILES = {
     ".github/CODEOWNERS",
+    ".github/default-token-note.md",
     ".github/dependabot.yml",
     ".github/pull_request_template.md",
     ".github/workflows/ci.yml",
@@ -276,6 +277,9 @@ def test_workflows_are_hardened(bakes):
         assert "group" in document["concurrency"], path
         for name, job in document["jobs"].items():
             assert "permissions" in job, f"{path.name}: job {name} has no permissions"
+            if "uses" in job:  # a reusable workflow's call: its own jobs carry the timeouts
+                assert job["uses"].startswith("./.github/workflows/"), f"{path.name}: job {name}"
+                continue
             assert "timeout-minutes" in job, f"{path.name}: job {name} has no timeout"
             for step in job["steps"]:
                 assert "${{" not in step.get("run", ""), f"{path.name}: {step.get('name')}: ${{{{ }}}} in run:"
@@ -324,7 +328,8 @@ def test_readme_lists_every_secret_and_states_githubs_behaviours(bakes, config):
     assert bool(used) == (config["mlops_level"] != "0"), used  # level 0's CI needs no secret
     for name in used:
         assert f"`{name}`" in readme, f"README does not list the secret {name}"
-    assert "start no workflows" in readme and "PROMOTION_TOKEN" in readme
+    assert "GitHub starts no workflow for a pull request opened" in " ".join(readme.split())
+    assert "PROMOTION_APP_ID" in readme and "PROMOTION_TOKEN" not in readme
     assert "only on the default branch" in readme and "60 days without activity" in readme
     if config["mlops_level"] == "2":
         for setting in ("`staging`, `production` | environments", "required status check", "code owners"):
@@ -337,7 +342,7 @@ def test_the_workflows_call_only_make_targets_that_exist(bakes):
     defined = set(re.findall(r"^([a-z][a-z-]*):", makefile, flags=re.M))
     assert set(MAKE_TARGETS) <= defined
     for path in (project / ".github" / "workflows").glob("*.yml"):
-        for step in (s for job in yaml.safe_load(path.read_text())["jobs"].values() for s in job["steps"]):
+        for step in (s for job in yaml.safe_load(path.read_text())["jobs"].values() for s in job.get("steps", [])):
             for target in re.findall(r"\bmake ([a-z][a-z-]*)", step.get("run", "")):
                 assert target in defined, f"{path.name}: make {target} is not a target"
 
@@ -458,7 +463,7 @@ def test_new_bakes_the_bundled_template(tmp_path):
     payload = json.loads(result.output)
     assert payload["path"] == str(tmp_path / "fraud-scores")
     assert payload["level"] == 1
-    assert payload["workflows"] == ["ci.yml", "drift.yml", "train.yml"]
+    assert payload["workflows"] == ["ci.yml", "drift.yml", "keepalive.yml", "promote.yml", "train.yml"]
     assert "data/charges.csv" in payload["files"]
 
 

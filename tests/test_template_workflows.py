@@ -105,6 +105,11 @@ def ci_run(level2) -> WorkflowRun:
 
 
 @pytest.fixture(scope="module")
+def keepalive_run(level2) -> WorkflowRun:
+    return level2.run("keepalive.yml", "workflow_dispatch")
+
+
+@pytest.fixture(scope="module")
 def train_run(level2) -> WorkflowRun:
     return level2.run("train.yml", "workflow_dispatch")
 
@@ -221,7 +226,7 @@ def test_deploy_workflow_deploys_the_merged_release(level2, train_run, deploy_ru
     state = json.loads((level2.workspace / ".gitops-ml" / "deploy" / "staging.json").read_text())
     assert state["version"] == trained_version(train_run) and state["image"].startswith(f"ghcr.io/{OWNER}/{SLUG}:")
     skipped = [r.step for r in run.records if r.outcome.startswith("skipped")]
-    assert "Containerize the bento and push the image" in skipped
+    assert "Build the image and push it" in skipped
 
 
 def test_drift_workflow_retrains_on_drift_and_escalates_without_labels(level2, drift_retrain_run):
@@ -250,7 +255,7 @@ def test_drift_workflow_escalates_when_labelled_data_shows_the_model_broke(level
 
 
 def test_every_workflow_ran_and_the_skipped_steps_are_listed(
-    level2, ci_run, pipeline_run, deploy_run, drift_retrain_run, drift_escalate_run
+    level2, ci_run, pipeline_run, deploy_run, drift_retrain_run, drift_escalate_run, keepalive_run
 ):
     generated = {p.name for p in (level2.workspace / ".github" / "workflows").glob("*.yml")}
     assert level2.ran_workflows == generated

@@ -185,5 +185,5 @@ def test_steps_that_need_github_are_listed_for_every_generated_workflow(tmp_path
     named = set()
     for path in (project / ".github" / "workflows").glob("*.yml"):
         for job_name, job in yaml.safe_load(path.read_text())["jobs"].items():
-            named |= {(path.name, job_name, step.get("name")) for step in job["steps"]}
+            named |= {(path.name, job_name, step.get("name")) for step in job.get("steps", [])}
     assert set(Runner.NEEDS_GITHUB) <= named, set(Runner.NEEDS_GITHUB) - named

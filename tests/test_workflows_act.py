@@ -195,7 +195,9 @@ def serve_traffic(repository: Path, server: MlflowServer, rows, env: str = "prod
 def registry_aliases(server: MlflowServer, name: str) -> dict[str, int]:
     from mlflow import MlflowClient
 
-    return {alias: int(v) for alias, v in MlflowClient(server.url).get_registered_model(name).aliases.items()}
+    # Both URIs: an earlier test in this process may have pointed MLflow's default registry elsewhere.
+    client = MlflowClient(server.url, registry_uri=server.url)
+    return {alias: int(v) for alias, v in client.get_registered_model(name).aliases.items()}
 
 
 @pytest.mark.timeout(3600)  # eleven act runs, two served batches: minutes, more on a loaded machine

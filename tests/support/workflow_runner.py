@@ -315,7 +315,10 @@ class Runner:
         ("drift.yml", "escalate", "Open the issue"): "opens an issue (gh)",
         ("deploy.yml", "deploy", "Set up Docker Buildx"): "needs a Docker daemon",
         ("deploy.yml", "deploy", "Log in to the container registry"): "logs in to the registry",
-        ("deploy.yml", "deploy", "Containerize the bento and push the image"): "needs Docker and the registry",
+        ("deploy.yml", "deploy", "Build the image and push it"): "needs buildx and the registry",
+        ("promote.yml", "promote", "Mint the GitHub App token"): "mints a token through GitHub's API",
+        ("drift.yml", "retrain", "Mint the GitHub App token"): "mints a token through GitHub's API",
+        ("keepalive.yml", "keepalive", "Re-enable Drift, Train and this workflow"): "calls GitHub's API (gh)",
     }
 
     def __init__(
@@ -400,6 +403,10 @@ class Runner:
             skipped_need = any(c["result"] == "skipped" for c in needs_context.values())
             if skipped_need or not condition(job.get("if"), Evaluator(contexts, self.workspace)):
                 self.records.append(StepRecord(workflow, name, "(job)", "condition false"))
+                runs[name] = []
+                continue
+            if "uses" in job:  # a reusable workflow: its own run (act runs it in test_workflows_act.py)
+                self.records.append(StepRecord(workflow, name, "(job)", f"calls {job['uses']}"))
                 runs[name] = []
                 continue
             runs[name] = [
@@ -599,6 +606,11 @@ class Runner:
         if action == "docker/login-action":
             assert inputs.get("registry") and inputs.get("password") and inputs.get("username")
             return f"registry {inputs['registry']}"
+        if action == "docker/build-push-action":
+            context = Path(inputs["context"])
+            assert (context / "env" / "docker" / "Dockerfile").is_file(), f"build context {context}: no Dockerfile"
+            assert inputs.get("tags") and inputs.get("push") in (True, "true"), "no image to push"
+            return f"context {context.name}, image {inputs['tags']}"
         if "BENTO_TAG" in env:
             assert env["IMAGE"] and env["BENTO_TAG"], "no image or bento to containerize"
             home = self.workspace / ".bentoml"
