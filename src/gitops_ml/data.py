@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,28 +33,46 @@ def table_format(uri: str) -> str:
 
 def read_table(uri: str) -> pd.DataFrame:
     """Read a whole table from a local path or an fsspec URI (file, s3, gs, http...)."""
-    kind = table_format(uri)
-    if "://" not in uri and not Path(uri).is_file():
-        raise ConfigError(f"{uri}: file not found")
-    try:
-        with fsspec.open(uri, "rb", compression="infer") as handle:
-            raw = handle.read()
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{uri}: file not found") from exc
-    except Exception as exc:  # network and permission errors of any fsspec backend
-        raise DataError(f"{uri}: cannot read: {exc}") from exc
-    if kind == "csv":
-        check_csv_header(raw[:HEADER_BYTES], uri)
-    try:
-        frame = pd.read_csv(io.BytesIO(raw)) if kind == "csv" else pd.read_parquet(io.BytesIO(raw))
-    except pd.errors.EmptyDataError as exc:
-        raise DataError(f"{uri}: the file is empty") from exc
-    except Exception as exc:  # a malformed CSV or a file that is not Parquet
-        raise DataError(f"{uri}: not a readable {kind.upper()} file: {exc}") from exc
+    frames = list(iter_table(uri))
+    if not frames:
+        raise DataError(f"{uri}: the file is empty")
+    frame = frames[0]
     check_unique_columns([str(c) for c in frame.columns], uri)
     if frame.empty:
         raise DataError(f"{uri}: the file has a header but no rows")
     return frame
+
+
+def iter_table(uri: str, chunk_rows: int | None = None) -> Iterator[pd.DataFrame]:
+    """A CSV or Parquet table (path or fsspec URI): whole, or in chunks of ``chunk_rows`` so that a
+    large file is read in bounded memory. A zero-byte CSV yields nothing. The header is checked first,
+    since pandas misreads a repeated column or another delimiter without a word."""
+    kind = table_format(uri)
+    if "://" not in uri and not Path(uri).is_file():
+        raise ConfigError(f"{uri}: file not found")
+    try:
+        if kind == "csv":
+            check_csv_header(read_csv_header(uri), uri)
+        with fsspec.open(uri, "rb", compression="infer") as handle:
+            if kind == "csv":
+                try:
+                    reader = pd.read_csv(handle, chunksize=chunk_rows)
+                except pd.errors.EmptyDataError:
+                    return
+                yield from [reader] if chunk_rows is None else reader
+            elif chunk_rows is None:
+                yield pd.read_parquet(handle)
+            else:
+                import pyarrow.parquet as pq
+
+                for batch in pq.ParquetFile(handle).iter_batches(batch_size=chunk_rows):
+                    yield batch.to_pandas()
+    except (ConfigError, DataError):
+        raise
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{uri}: file not found") from exc
+    except Exception as exc:  # a malformed CSV, a file that is not Parquet, a network or permission error
+        raise DataError(f"{uri}: not a readable {kind.upper()} file: {exc}") from exc
 
 
 def check_csv_header(head: bytes, uri: str) -> None:

@@ -9,16 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import fsspec
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
 from ..config import DURATION, Spec
-from ..data import MAX_LISTED_VALUES, check_csv_header, read_csv_header, table_format, validate_frame
-from ..errors import CheckFailed, ConfigError, DataError
+from ..data import MAX_LISTED_VALUES, iter_table, validate_frame
+from ..errors import CheckFailed, ConfigError
 from ..layout import TIMESTAMP
 
 CHUNK_ROWS = 100_000  # rows held at once while streaming a file
@@ -102,31 +100,8 @@ def sample(frame: pd.DataFrame, cap: int, seed: int) -> pd.DataFrame:
 # -- files -----------------------------------------------------------------------------------------
 def _chunks(uri: str, since: datetime | None, time_columns: tuple[str, ...]) -> Iterator[pd.DataFrame]:
     """A CSV or Parquet file (path or fsspec URI) in chunks, rows older than ``since`` left out."""
-    kind = table_format(uri)
-    if "://" not in uri and not Path(uri).is_file():
-        raise ConfigError(f"{uri}: file not found")
-    try:
-        if kind == "csv":  # a repeated column or a semicolon file is said as such, not as missing columns
-            check_csv_header(read_csv_header(uri), uri)
-        with fsspec.open(uri, "rb", compression="infer") as handle:
-            if kind == "csv":
-                try:
-                    reader = pd.read_csv(handle, chunksize=CHUNK_ROWS)
-                except pd.errors.EmptyDataError:  # a zero-byte file: no rows at all
-                    return
-                for chunk in reader:
-                    yield _inside_window(chunk, since, time_columns)
-            else:
-                import pyarrow.parquet as pq
-
-                for batch in pq.ParquetFile(handle).iter_batches(batch_size=CHUNK_ROWS):
-                    yield _inside_window(batch.to_pandas(), since, time_columns)
-    except (ConfigError, DataError):
-        raise
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{uri}: file not found") from exc
-    except Exception as exc:  # a malformed CSV, a file that is not Parquet, a network error
-        raise DataError(f"{uri}: not a readable {kind.upper()} file: {exc}") from exc
+    for chunk in iter_table(uri, CHUNK_ROWS):
+        yield _inside_window(chunk, since, time_columns)
 
 
 def _inside_window(chunk: pd.DataFrame, since: datetime | None, time_columns: tuple[str, ...]) -> pd.DataFrame:
