@@ -276,10 +276,14 @@ def test_train_proposes_staging_then_promote_verify_deploy_run_as_separate_jobs(
         assert "drift" in body.lower() and "| " in body, body
         assert registry_aliases(server, "customer-churn") == {"staging": 1, "production": 1}
 
-        # Severe drift, a week later (the moderate traffic and its labels have left the window): an
-        # issue that sends the model back to development, with the drift report's body.
+        # Severe drift, a week later: last week's traffic has left the window and no labels have come
+        # back yet (the team stops declaring the old ones). An issue sends the model back to development.
         shutil.rmtree(storage / "inference")
-        (storage / "feedback.csv").unlink()
+        pyproject = repository / "pyproject.toml"
+        pyproject.write_text("".join(line for line in pyproject.read_text().splitlines(keepends=True)
+                                     if not line.startswith("feedback = ")))  # fmt: skip
+        git(repository, "commit", "-qam", "No labels declared for this week yet")
+        git(repository, "push", "-q", "origin", "main")
         serve_traffic(repository, server, drifted_batch(1500, "severe", seed=22))
         escalated = act.run(repository, "drift.yml", "workflow_dispatch", dispatch_event({"environment": "production"}),
                             inputs={"environment": "production"}, secrets=secrets)  # fmt: skip
