@@ -14,7 +14,14 @@ from cookiecutter.main import cookiecutter
 
 from tests.conftest import REPO
 from tests.support import act as harness
-from tests.support.act import ActionUse, actions_used, parse_job_results, write_standin, write_standin_command
+from tests.support.act import (
+    ActionUse,
+    actions_used,
+    parse_job_results,
+    runner_environment,
+    write_standin,
+    write_standin_command,
+)
 
 RECORDER = REPO / "tests" / "support" / "standin_recorder.py"
 
@@ -127,3 +134,14 @@ def test_the_tool_cache_is_seeded_once_for_setup_python(tmp_path: Path) -> None:
     (target / "marker").write_text("kept")
     assert harness.seed_tool_cache(tmp_path) == target and (target / "marker").is_file()
     assert version == ".".join(map(str, sys.version_info[:3]))
+
+
+def test_act_runs_without_the_variables_of_a_parent_make(monkeypatch) -> None:
+    # Under `make test`, MAKELEVEL would make every make in a job print "Entering directory" lines
+    # into its step summary and outputs; a GitHub runner has no parent make.
+    monkeypatch.setenv("MAKELEVEL", "1")
+    monkeypatch.setenv("MAKEFLAGS", "w")
+    monkeypatch.setenv("KEPT", "yes")
+    environment = runner_environment()
+    assert "MAKELEVEL" not in environment and "MAKEFLAGS" not in environment
+    assert environment["KEPT"] == "yes"

@@ -15,6 +15,7 @@ from gitops_ml.config import load_spec
 from gitops_ml.errors import ConfigError
 
 from .conftest import REPO
+from .support.workflow_runner import read_commands_file
 
 
 @pytest.fixture
@@ -66,3 +67,6 @@ def test_command_reads_the_last_commit(project: Path) -> None:
     assert code == 2 and "unknown environment 'nope'" in out
     subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "nothing"], cwd=project, check=True)
     assert run() == (0, "environments=[]")
+    outputs = project / "github-output"
+    assert run(REQUESTED="staging", GITHUB_OUTPUT=str(outputs)) == (0, 'environments=["staging"]')
+    assert read_commands_file(outputs) == {"environments": '["staging"]'}

@@ -24,6 +24,7 @@ from gitops_ml import __version__, scaffold
 from gitops_ml.cli import main
 
 from .support.bake import CYCLED, PRODUCT, REPO, TEMPLATE, bake, config_generator, config_id, files_of, template_facts
+from .support.workflow_runner import read_commands_file
 
 BIN = Path(sys.executable).parent
 EXAMPLE_DATA = REPO / "src" / "gitops_ml" / "example" / "data" / "churn.csv"
@@ -383,21 +384,26 @@ def test_changed_environments_follows_the_declared_order(bakes, tmp_path):
     subprocess.run([*git, "add", "-A"], cwd=project, check=True)
     subprocess.run([*git, "commit", "-qm", "release"], cwd=project, check=True)
 
+    outputs = tmp_path / "github-output"
+
     def changed(**env: str) -> str:
-        done = subprocess.run(
-            ["make", "-s", "changed-environments", f"PYTHON={sys.executable}", "VENV="],
+        # As deploy.yml runs it: the engine writes $GITHUB_OUTPUT itself. Under a parent make
+        # (MAKELEVEL set) make prints "Entering directory" lines on stdout; the output stays clean.
+        outputs.write_text("")
+        subprocess.run(
+            ["make", "changed-environments", f"PYTHON={sys.executable}", "VENV="],
             cwd=project,
             capture_output=True,
             text=True,
             check=True,
-            env={**_path_env(), **env},
+            env={**_path_env(), "MAKELEVEL": "1", "GITHUB_OUTPUT": str(outputs), **env},
         )
-        return done.stdout.strip()
+        return read_commands_file(outputs)["environments"]
 
-    assert changed() == 'environments=["staging", "production"]'
-    assert changed(REQUESTED="production") == 'environments=["production"]'
+    assert changed() == '["staging", "production"]'
+    assert changed(REQUESTED="production") == '["production"]'
     subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "nothing"], cwd=project, check=True)
-    assert changed() == "environments=[]"
+    assert changed() == "[]"
 
 
 def _path_env() -> dict[str, str]:

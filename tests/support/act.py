@@ -27,6 +27,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 # ../shared beside the checkout (as CI lays it); GITOPS_ML_SHARED names another place.
+MAKE_VARIABLES = frozenset({"MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES", "MAKE_TERMOUT", "MAKE_TERMERR"})
 SHARED_ACTIONS = Path(os.environ.get("GITOPS_ML_SHARED", REPO.parent / "shared")) / "actions"
 # These run for real from ../shared/actions; a stand-in for them would prove nothing.
 REAL_ACTIONS = ("actions/checkout", "actions/setup-python")
@@ -243,10 +244,17 @@ class Act:
         for name, value in (env or {}).items():
             command += ["--env", f"{name}={value}"]
         done = subprocess.run(command, cwd=repository, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)  # fmt: skip
+                              stdin=subprocess.DEVNULL, env=runner_environment())  # fmt: skip
         log = done.stdout + done.stderr
         (self.work / f"run-{self._runs}.log").write_text(log)
         return ActRun(done.returncode, log, parse_job_results(log), read_records(record))
+
+
+def runner_environment() -> dict[str, str]:
+    """This process's environment without what a GitHub runner would not have: make's variables,
+    inherited when the suite runs under ``make test``, turn every make in a job into a sub-make that
+    prints "Entering directory" lines into its output."""
+    return {name: value for name, value in os.environ.items() if name not in MAKE_VARIABLES}
 
 
 def read_records(folder: Path) -> list[dict]:

@@ -116,13 +116,15 @@ def deploy_command(ctx: click.Context, env: str, base: str) -> None:
 @click.option("--requested", envvar="REQUESTED", default="", metavar="ENV",
               help="Act on ENV only (the workflow's manual input; env REQUESTED).")
 @click.pass_context
-def changed_environments_command(ctx: click.Context, requested: str) -> None:
-    """Print environments=<JSON list> for deploy.yml: REQUESTED, or those whose release manifest the
-    last commit changed, in the declared order."""
+def changed_environments_command(ctx: click.Context, requested: str) -> list[str]:
+    """Print environments=<JSON list> for deploy.yml (in a job, also its ``environments`` output):
+    REQUESTED, or those whose release manifest the last commit changed, in the declared order."""
     spec = spec_of(ctx)
     folder = spec.environments_dir.relative_to(spec.root).as_posix()
     paths = [] if requested else gitutil.paths_changed_by_last_commit(spec.root, folder)
-    click.echo("environments=" + json.dumps(release.changed_environments(spec, requested, paths)))
+    environments = release.changed_environments(spec, requested, paths)
+    click.echo("environments=" + json.dumps(environments))
+    return environments
 
 
 @main.command("image-context")

@@ -6,6 +6,7 @@ Outside GitHub Actions (no ``$GITHUB_OUTPUT``, no ``$GITHUB_STEP_SUMMARY``) it d
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -167,6 +168,12 @@ def deployment(result, spec: Spec | None, echo: Callable[[str], None]) -> None:
     )
 
 
+def changed_environments(result: list[str], spec: Spec | None, echo: Callable[[str], None]) -> None:
+    """The ``environments`` output deploy.yml's matrix reads, written here rather than redirected from
+    stdout, so nothing else a shell or make prints can corrupt it."""
+    _outputs({"environments": json.dumps(result)})
+
+
 def image_building(result, spec: Spec | None, echo: Callable[[str], None]) -> None:
     _outputs(
         {
@@ -228,6 +235,7 @@ REPORTERS: dict[str, Callable[[object, Spec | None, Callable[[str], None]], None
     "smoke": smoking,
     "promote": promotion,
     "verify": verification,
+    "changed-environments": changed_environments,
     "image-context": image_building,
     "deploy": deployment,
     "drift": drift_check,
