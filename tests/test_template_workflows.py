@@ -195,7 +195,7 @@ def test_pipeline_workflow_trains_packages_and_smoke_tests_a_pull_request(level2
     outcomes = {r.step: r.outcome for r in pipeline_run.records}
     assert outcomes["Serve it and smoke-test it over HTTP"] == "ran"
     comment = (level2.workspace / ".gitops-ml" / "pr-comment.md").read_text()
-    assert "Gates for customer-churn" in comment
+    assert comment.startswith("### customer-churn v1: all gates pass") and "| roc_auc **(primary)** |" in comment
     assert outcomes["Comment the metrics on the pull request"].startswith("skipped")
 
 

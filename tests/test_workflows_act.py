@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from cookiecutter.main import cookiecutter
 
+from gitops_ml.engine_wheel import running_engine_wheel
 from gitops_ml.example import drifted_batch
 from gitops_ml.processes import free_port, stop, wait_for
 from tests.conftest import REPO, MlflowServer
@@ -38,9 +39,11 @@ def git(repository: Path, *args: str) -> str:
     return subprocess.run([*GIT, *args], cwd=repository, check=True, capture_output=True, text=True).stdout.strip()
 
 
-def bake(folder: Path, **answers: str) -> Path:
-    """A generated repository on ``main``, pushed to a bare remote beside it."""
-    context = {"python_version": PYTHON, **answers}
+def bake(folder: Path, engine: Path, **answers: str) -> Path:
+    """A generated repository on ``main``, pushed to a bare remote beside it. It keeps ``engine`` (this
+    engine's wheel, pinned by hash) as ``gitops-ml new`` does before publication, so every job's
+    ``make setup`` installs the engine the way a fresh runner would."""
+    context = {"python_version": PYTHON, "engine_source": "wheel", "_engine_wheel": str(engine), **answers}
     repository = Path(
         cookiecutter(str(REPO / "template"), no_input=True, output_dir=str(folder), extra_context=context)
     )
@@ -60,6 +63,12 @@ def act_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not (SHARED_ACTIONS / "actions").is_dir():
         pytest.fail(f"the pinned actions are missing: {SHARED_ACTIONS} (../shared beside the checkout)")
     return tmp_path_factory.mktemp("act")
+
+
+@pytest.fixture(scope="session")
+def engine_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel of the engine under test, built once."""
+    return running_engine_wheel(tmp_path_factory.mktemp("engine"))
 
 
 @pytest.fixture
@@ -127,10 +136,14 @@ def merge(repository: Path, branch: str) -> str:
 
 
 @pytest.mark.parametrize("level", ["0", "2"])
-def test_ci_runs_pre_commit_and_the_tests_on_push_and_pull_request(act: Act, tmp_path: Path, level: str) -> None:
-    repository = bake(tmp_path, mlops_level=level)
+def test_ci_runs_pre_commit_and_the_tests_on_push_and_pull_request(
+    act: Act, engine_wheel: Path, tmp_path: Path, level: str
+) -> None:
+    repository = bake(tmp_path, engine_wheel, mlops_level=level)
     pushed = act.run(repository, "ci.yml", "push", push_event(repository))
     assert_jobs(pushed, "pre-commit and tests")
+    # The job's make setup installed the engine from the wheel the repository keeps, by hash.
+    assert act.installed_engine()["url"].endswith(f"/engine/{engine_wheel.name}"), act.installed_engine()
     report = pushed.records_of("actions/upload-artifact")
     assert [r["inputs"]["name"] for r in report] == ["test-report"]
     assert "reports/" in report[0]["copied"]
@@ -201,8 +214,10 @@ def registry_aliases(server: MlflowServer, name: str) -> dict[str, int]:
 
 
 @pytest.mark.timeout(3600)  # eleven act runs, two served batches: minutes, more on a loaded machine
-def test_train_proposes_staging_then_promote_verify_deploy_run_as_separate_jobs(act: Act, tmp_path: Path) -> None:
-    repository = bake(tmp_path, mlops_level="2")
+def test_train_proposes_staging_then_promote_verify_deploy_run_as_separate_jobs(
+    act: Act, engine_wheel: Path, tmp_path: Path
+) -> None:
+    repository = bake(tmp_path, engine_wheel, mlops_level="2")
     storage = tmp_path / "storage"
     monitor_shared_storage(repository, storage)
     server = MlflowServer(tmp_path / "mlflow").start()
@@ -298,8 +313,10 @@ def test_train_proposes_staging_then_promote_verify_deploy_run_as_separate_jobs(
 # --- level 2: the pipeline on every pull request ---------------------------------------------------
 
 
-def test_pipeline_runs_the_whole_pipeline_on_a_pull_request_and_comments(act: Act, tmp_path: Path) -> None:
-    repository = bake(tmp_path, mlops_level="2")
+def test_pipeline_runs_the_whole_pipeline_on_a_pull_request_and_comments(
+    act: Act, engine_wheel: Path, tmp_path: Path
+) -> None:
+    repository = bake(tmp_path, engine_wheel, mlops_level="2")
     git(repository, "checkout", "-q", "-b", "tune-model")
     model = next((repository / "src").glob("*/model.py"))
     model.write_text(model.read_text() + "\n# A change to the model code.\n")
@@ -313,13 +330,38 @@ def test_pipeline_runs_the_whole_pipeline_on_a_pull_request_and_comments(act: Ac
     assert card["inputs"]["name"] == "model-card"
     assert list((Path(card["files"]) / "model_cards").glob("*-v1.md"))
     assert "Gates for customer-churn v1: pass" in run.summary()
+    # The comment: every metric, the gates, and the card linked where upload-artifact put it.
+    body = run.recorded_file(comment, ".gitops-ml/pr-comment.md").read_text()
+    assert body.startswith("### customer-churn v1: all gates pass"), body
+    assert "| roc_auc **(primary)** |" in body and "| roc_auc >= " in body
+    assert "[customer-churn-v1.md](https://github.com/" in body and "/artifacts/model-card)" in body
+    assert "/actions/workflows/drift.yml)" in body and "failed" not in body
+
+
+def test_a_failing_pipeline_step_is_named_in_the_pull_request_comment(
+    act: Act, engine_wheel: Path, tmp_path: Path
+) -> None:
+    repository = bake(tmp_path, engine_wheel, mlops_level="2")
+    git(repository, "checkout", "-q", "-b", "strict-gates")
+    pyproject = repository / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace("roc_auc = 0.75", "roc_auc = 0.99"))
+    git(repository, "commit", "-qam", "Ask for more than the model reaches")
+    run = act.run(repository, "pipeline.yml", "pull_request", pull_request_event(repository, "strict-gates"))
+    assert run.jobs == {"pipeline on sample data, package, smoke": "failed"}, run.tail()
+    [comment] = run.records_of("actions/github-script")
+    body = run.recorded_file(comment, ".gitops-ml/pr-comment.md").read_text()
+    assert body.startswith("**:x: The pipeline failed at `make evaluate`**; `card`, `package`, `smoke` did not run")
+    assert "### customer-churn v1: a gate FAILED" in body and "| roc_auc >= 0.99 |" in body
+    assert "not written (the card step did not run or failed)" in body
 
 
 # --- level 1: continuous training and delivery, and schedules kept alive ---------------------------
 
 
-def test_level_1_trains_and_proposes_staging_and_keeps_its_schedules_alive(act: Act, tmp_path: Path) -> None:
-    repository = bake(tmp_path, mlops_level="1")
+def test_level_1_trains_and_proposes_staging_and_keeps_its_schedules_alive(
+    act: Act, engine_wheel: Path, tmp_path: Path
+) -> None:
+    repository = bake(tmp_path, engine_wheel, mlops_level="1")
     workflows = {p.name for p in (repository / ".github" / "workflows").glob("*.yml")}
     assert workflows == {"ci.yml", "train.yml", "promote.yml", "drift.yml", "keepalive.yml"}
     server = MlflowServer(tmp_path / "mlflow").start()
@@ -339,8 +381,10 @@ def test_level_1_trains_and_proposes_staging_and_keeps_its_schedules_alive(act: 
     assert enabled == ["drift.yml", "train.yml", "keepalive.yml"]
 
 
-def test_train_without_a_shared_registry_warns_and_proposes_nothing(act: Act, tmp_path: Path) -> None:
-    repository = bake(tmp_path, mlops_level="1")
+def test_train_without_a_shared_registry_warns_and_proposes_nothing(
+    act: Act, engine_wheel: Path, tmp_path: Path
+) -> None:
+    repository = bake(tmp_path, engine_wheel, mlops_level="1")
     trained = act.run(repository, "train.yml", "workflow_dispatch", dispatch_event({}))
     assert_jobs(trained, "validate, train, evaluate, card")
     assert "Promote/open the promotion pull request" not in trained.jobs

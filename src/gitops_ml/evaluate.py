@@ -157,6 +157,8 @@ def _record(client: MlflowClient, spec: Spec, version: tracking.Version, result:
             "passed": result.passed,
             "against": result.against,
             "baseline_version": result.baseline_version,
+            "baseline_metrics": result.baseline_metrics,
+            "notices": result.notices,
             "metrics": result.metrics,
             "gates": [asdict(g) for g in result.gates],
         },

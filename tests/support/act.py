@@ -184,10 +184,18 @@ class Act:
         self.pip_cache = self.home / "pip-cache"
         for folder in (self.cache, self.standins, self.bin, self.pip_cache, self.work):
             folder.mkdir(parents=True, exist_ok=True)
-        seed_tool_cache(self.cache)
+        self.python = seed_tool_cache(self.cache) / "bin" / "python"
         for command in STANDIN_COMMANDS:
             write_standin_command(command, self.bin)
         self._runs = 0
+
+    def installed_engine(self) -> dict:
+        """How the jobs' Python (setup-python's, from the tool cache) has gitops-ml installed: pip's
+        ``direct_url.json`` (``{}`` when it only sees the test environment's copy)."""
+        shown = subprocess.run([str(self.python), "-c", "from importlib.metadata import distribution as d; "
+                                "print(d('gitops-ml').read_text('direct_url.json') or '{}')"],
+                               capture_output=True, text=True, check=True)  # fmt: skip
+        return json.loads(shown.stdout)
 
     def local_repositories(self, repository: Path) -> list[str]:
         """``--local-repository`` arguments: pinned sources where we have them, stand-ins for the rest."""

@@ -4,8 +4,9 @@ Runs with the job's Python, standard library only. As an action (``STANDIN_ACTIO
 records the inputs; inputs that name files in the workspace (``path``, ``body-path``,
 ``add-paths``, ``context``) have those files copied beside the record, so a test can read the
 pull-request body, the report or the build context that was handed over. ``upload-artifact``
-keeps its files under ``STANDIN_ARTIFACTS/<name>`` and ``download-artifact`` restores them, as
-GitHub's artifact store would between jobs. As a command (``--command NAME ARGS...``) it records
+keeps its files under ``STANDIN_ARTIFACTS/<name>`` (and sets ``artifact-url``) and
+``download-artifact`` restores them, as GitHub's artifact store would between jobs. A file a step
+names in its environment (``COMMENT_FILE``) is kept too. As a command (``--command NAME ARGS...``) it records
 the arguments and the file of any ``--body-file``.
 """
 
@@ -17,6 +18,8 @@ import time
 from pathlib import Path
 
 FILE_INPUTS = ("path", "body-path", "add-paths", "context")
+# Files a step hands to its script through the environment (github-script reads the comment so).
+FILE_ENV = ("COMMENT_FILE",)
 
 
 def record_slot(name: str) -> Path:
@@ -54,6 +57,7 @@ def as_action() -> int:
     inputs = json.loads(os.environ.get("STANDIN_INPUTS") or "{}")
     slot = record_slot(action)
     named = [line.strip() for key in FILE_INPUTS for line in str(inputs.get(key) or "").splitlines() if line.strip()]
+    named += [os.environ[name] for name in FILE_ENV if os.environ.get(name)]
     copied = copy_into(named, slot)
     workspace = str(Path(os.environ.get("GITHUB_WORKSPACE", ".")).resolve())
     write(
@@ -76,6 +80,7 @@ def as_action() -> int:
         elif inputs.get("if-no-files-found") == "error":
             print(f"::error::stand-in upload-artifact: no files at {inputs['path']}")
             return 1
+        set_output("artifact-url", artifact_url(inputs["name"]))
     if action == "actions/download-artifact":
         store = artifacts / inputs["name"]
         if not store.is_dir():
@@ -85,6 +90,17 @@ def as_action() -> int:
             store, Path(os.environ.get("GITHUB_WORKSPACE", ".")) / (inputs.get("path") or "."), dirs_exist_ok=True
         )
     return 0
+
+
+def artifact_url(name: str) -> str:
+    """Where GitHub would list the artifact (upload-artifact's ``artifact-url`` output)."""
+    server, repository = os.environ.get("GITHUB_SERVER_URL", "https://github.com"), os.environ.get("GITHUB_REPOSITORY")
+    return f"{server}/{repository}/actions/runs/{os.environ.get('GITHUB_RUN_ID', '0')}/artifacts/{name}"
+
+
+def set_output(name: str, value: str) -> None:
+    with open(os.environ["GITHUB_OUTPUT"], "a", encoding="utf-8") as outputs:
+        outputs.write(f"{name}={value}\n")
 
 
 def as_command(arguments: list[str]) -> int:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .. import cards
+from .. import cards, comment
 from ..data import MAX_LISTED_VALUES, ValidationReport, check_data, read_table
 from ..errors import CheckFailed, ConfigError
 from ..evaluate import evaluate
@@ -160,3 +160,26 @@ def card_command(ctx: click.Context, version: str | None) -> None:
             f"wrote {card.path}; {card.unfilled} section(s) marked {cards.UNFILLED_MARKER} for a person to complete"
         ),
     )
+
+
+@main.command("pr-comment")
+@click.argument("version", required=False)
+@click.option("--outcomes", envvar="OUTCOMES", default="", show_envvar=True,
+              help="The pipeline steps' outcomes: 'validate=success train=failure ...'.")
+@click.option("--card-url", envvar="CARD_URL", default="", show_envvar=True,
+              help="Where the uploaded model card can be downloaded (upload-artifact's artifact-url).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path(".gitops-ml/pr-comment.md"),
+              show_default=True, help="The Markdown file to write.")
+@json_option
+@click.pass_context
+def pr_comment_command(ctx: click.Context, version: str | None, outcomes: str, card_url: str, output: Path) -> None:
+    """Write the pipeline's pull-request comment: VERSION's metrics against what production runs,
+    its gates, links to its card, the drift reports and the run, and the step that failed if one did.
+    Without VERSION (training registered none) the comment says so instead of showing metrics."""
+    spec = spec_of(ctx)
+    written = comment.pull_request_comment(spec, parse_version(version),
+                                           comment.parse_outcomes(outcomes), comment.links_from_actions(card_url),
+                                           output if output.is_absolute() else spec.root / output)  # fmt: skip
+    emit(written.as_dict(), lambda: console.out.print(
+        f"wrote {spec.display(str(written.path))}: {', '.join(written.sections)}"))
+    return written
