@@ -161,6 +161,10 @@ SPEC_CASES = [
         "'serving.max_batch_size'",
     ),
     ("serving extra_fields unknown", ("", '[tool.gitops-ml.serving]\nextra_fields = "keep"'), "'serving.extra_fields'"),
+    ("id_column not in the schema", (FACTORY, FACTORY + '\nid_column = "customer_id"'), "'id_column'"),
+    ("id_column is the target", (FACTORY, FACTORY + '\nid_column = "churned"'), "'id_column'"),
+    ("id_column is the time column", (FACTORY, FACTORY + '\nid_column = "snapshot_date"'), "'id_column'"),
+    ("id_column as number", (FACTORY, FACTORY + "\nid_column = 3"), "'id_column'"),
 ]
 SPEC_COMMANDS = (["validate"], ["train"], ["evaluate"], ["card"], ["status"], ["drift", "--env", "staging"])
 
@@ -452,13 +456,14 @@ DRIFT_CASES = [
         ("unknown environment 'qa'",),
         file_at_fault=False,
     ),
-    DriftCase(
+    DriftCase(  # nothing to monitor is not a failure of the scheduled run: a notice, exit 0
         "environment running nothing",
         "c.csv",
         lambda: sample(),
         ("--env", "production"),
-        2,
+        0,
         ("no model is released to environment 'production'",),
+        "no_release",
         file_at_fault=False,
     ),
 ]
@@ -474,7 +479,67 @@ def test_bad_drift_input(work: Path, tmp_path: Path, case: DriftCase) -> None:
     output = refused(work, args, case.code, *case.names, *((str(path),) if case.code and case.file_at_fault else ()))
     if case.decision:
         payload = json.loads(output[output.index("{") :])
-        assert payload["decision"] == case.decision, payload["reasons"]
+        assert payload["decision"] == case.decision, payload.get("reasons")
         if case.decision == "escalate":
             assert any(r["grade"] == "escalate" and r["signal"] == "contract" for r in payload["reasons"])
             assert (tmp_path / "out" / "title.txt").read_text().startswith(f"{MODEL} v1 in staging: severe drift")
+
+
+# -- family 5: labels joined back (feedback join) ---------------------------------------------------
+def logged(root: Path, rows: int = 20) -> list[str]:
+    """Production rows in the project's inference log, as the service writes them; their request ids."""
+    from gitops_ml.serve.inference_log import LogWriter
+
+    frame = sample(rows).drop(columns=["churned"])
+    writer = LogWriter(root / "logs" / "inference", model_name=MODEL, model_version=1, data_fingerprint="t")
+    ids = [f"r{i}" for i in range(rows)]
+    writer.submit(frame.astype(object).where(frame.notna(), None).to_dict("records"), [0] * rows, [0.1] * rows,
+                  request_ids=ids)
+    writer.close()
+    return ids
+
+
+def labels(ids: list[str], **columns) -> pd.DataFrame:
+    return pd.DataFrame({"request_id": ids, "churned": [i % 2 for i in range(len(ids))]} | columns)
+
+
+# (id, label file name, its content (None: no file), extra arguments, exit code, names in the message)
+FEEDBACK_CASES = [
+    ("missing label file", "l.csv", None, (), 2, ("file not found",)),
+    ("label file of unknown format", "l.json", lambda ids: "{}", (), 2, ("unknown data format",)),
+    ("label file empty", "l.csv", lambda ids: "", (), 1, ("empty",)),
+    ("no key column", "l.csv", lambda ids: labels(ids).drop(columns=["request_id"]), (), 1, ("'request_id'",)),
+    ("no target column", "l.csv", lambda ids: labels(ids).drop(columns=["churned"]), (), 1, ("'churned'",)),
+    ("a key is empty", "l.csv", lambda ids: labels([*ids[:3], None]), (), 1, ("'request_id'", "rows 3")),
+    ("a target is empty", "l.csv", lambda ids: labels(ids[:3]).assign(churned=[1, None, 0]), (), 1,
+     ("'churned'", "rows 1")),
+    ("a key labelled twice", "l.csv", lambda ids: labels([*ids, ids[2], ids[5]]), (), 1,
+     ("labelled more than once", "r2", "r5")),
+    ("no label matches", "l.csv", lambda ids: labels(["x1", "x2"]), (), 1, ("no label", "left as it was")),
+    ("unknown join key", "l.csv", lambda ids: labels(ids), ("--on", "customer_id"), 2, ("--on 'customer_id'",
+                                                                                        "id_column")),
+    ("bad window", "l.csv", lambda ids: labels(ids), ("--window", "a week"), 2, ("--window",)),
+    ("output of unknown format", "l.csv", lambda ids: labels(ids), ("-o", "out.xlsx"), 2, ("unknown data format",)),
+    ("no output anywhere", "l.csv", lambda ids: labels(ids), ("--no-output",), 2, ("-o", "feedback")),
+]
+
+
+@pytest.mark.parametrize(("name", "content", "extra", "code", "names"), [c[1:] for c in FEEDBACK_CASES],
+                         ids=[c[0] for c in FEEDBACK_CASES])
+def test_bad_feedback_join(work: Path, tmp_path: Path, name, content, extra, code, names) -> None:
+    ids = logged(work)
+    git(work, "add", "-A")  # the log is part of the state the refusal must leave as it was
+    git(work, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "--quiet", "-m", "log")
+    path = tmp_path / name
+    if content is not None:
+        made = content(ids)
+        if isinstance(made, pd.DataFrame):
+            made.to_csv(path, index=False)
+        else:
+            path.write_text(made)
+    output = ["-o", str(tmp_path / "joined.csv")]
+    args = [a for a in extra if a != "--no-output"]
+    if "-o" in extra or "--no-output" in extra:
+        output = []
+    refused(work, ["feedback", "join", str(path), *args, *output], code, *names)
+    assert not (tmp_path / "joined.csv").exists() and not (tmp_path / "out.xlsx").exists()

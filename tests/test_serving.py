@@ -220,16 +220,17 @@ def test_serve_refuses_an_environment_that_runs_nothing(served):
 
 
 # -- the table of bad prediction requests (issue 15, items 11 and 13, and the contract) -----------
-def post(url: str, route: str, body: bytes, content_type: str | None = "application/json") -> tuple[int, bytes]:
-    """One raw POST (any content type, any bytes): (status, body)."""
+def post(url: str, route: str, body: bytes, content_type: str | None = "application/json",
+         headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    """One raw POST (any content type, any bytes, any extra headers): (status, body)."""
     import http.client
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
     try:
-        headers = {"Content-Type": content_type} if content_type else {}
-        connection.request("POST", route, body, headers)
+        sent = {"Content-Type": content_type} if content_type else {}
+        connection.request("POST", route, body, sent | (headers or {}))
         answer = connection.getresponse()
         return answer.status, answer.read()
     finally:
@@ -316,6 +317,107 @@ def bad_request_table(record: dict, max_batch: int) -> dict[str, tuple[str, byte
         "batch of lists": ("/predict_batch", js([[record]]).encode(), "application/json", 400,
                            ['["root",0]', "dict_type"]),
     }
+
+
+def bad_header_table(record: dict) -> dict[str, tuple[str, bytes, dict[str, str], list[str]]]:
+    """name -> (route, body, headers, texts the 400 must contain): request ids and traffic marks."""
+    good = json.dumps(record).encode()
+    batch = json.dumps([record]).encode()
+    return {
+        "request id of 129 characters": ("/predict", good, {"X-Request-ID": "a" * 129}, ["X-Request-ID", "129"]),
+        "request id with a space": ("/predict", good, {"X-Request-ID": "two words"}, ["X-Request-ID"]),
+        "request id with a slash": ("/predict_batch", batch, {"X-Request-ID": "../etc/passwd"}, ["X-Request-ID"]),
+        "request id with a comma": ("/predict", good, {"X-Request-ID": "a,b"}, ["X-Request-ID"]),
+        "request id with a quote": ("/predict", good, {"X-Request-ID": 'a"b'}, ["X-Request-ID"]),
+        "request id not ASCII": ("/predict", good, {"X-Request-ID": "caf\u00e9"}, ["X-Request-ID"]),
+        "empty request id": ("/predict", good, {"X-Request-ID": ""}, ["X-Request-ID"]),
+        "traffic mark with a space": ("/predict", good, {"X-Gitops-ML-Traffic": "smoke test"},
+                                      ["X-Gitops-ML-Traffic"]),
+        "traffic mark too long": ("/predict_batch", batch, {"X-Gitops-ML-Traffic": "s" * 33},
+                                  ["X-Gitops-ML-Traffic"]),
+    }
+
+
+BAD_HEADERS = list(bad_header_table({}))
+
+
+@pytest.mark.parametrize("case", BAD_HEADERS)
+def test_bad_header_table(served, case):
+    """A bad X-Request-ID or traffic mark: a 400 naming the header, nothing logged, the service goes on."""
+    spec = load_spec(served.root)
+    metadata = call(f"{served.url}/metadata").json()
+    record = sample_rows(spec, [c["name"] for c in metadata["contract"]["columns"]], 1)[0]
+    route, body, headers, named = bad_header_table(record)[case]
+    before = served.logged_rows()
+    answered, text = post(served.url, route, body, headers={k: v.encode("utf-8").decode("latin-1")
+                                                             for k, v in headers.items()})
+    assert answered == 400, (case, answered, text[:300])
+    for fragment in named:
+        assert fragment.encode() in text, (case, fragment, text[:400])
+    assert post(served.url, "/predict", json.dumps(record).encode())[0] == 200
+    deadline = time.monotonic() + 15
+    while served.logged_rows() < before + 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert served.logged_rows() == before + 1, case
+
+
+def answer_of(url: str, route: str, payload: object, headers: dict[str, str] | None = None):
+    """(status, headers in lower case, JSON body) of one POST."""
+    import urllib.request
+
+    request = urllib.request.Request(f"{url}{route}", data=json.dumps(payload).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"} | (headers or {}))
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return answer.status, {k.lower(): v for k, v in answer.headers.items()}, json.loads(answer.read())
+
+
+def logged_by_id(served: Served, wanted: set[str], traffic: str | None = "production") -> dict[str, dict]:
+    """Logged rows whose request id is in ``wanted`` (waiting for the writer), by id."""
+    deadline = time.monotonic() + 15
+    while True:
+        frame = read_log(str(served.log_dir), traffic=traffic).frame
+        found = {row["request_id"]: row for row in frame.to_dict("records") if row["request_id"] in wanted}
+        if len(found) == len(wanted) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
+
+
+def test_request_ids_are_answered_and_logged(served):
+    spec = load_spec(served.root)
+    metadata = call(f"{served.url}/metadata").json()
+    records = sample_rows(spec, [c["name"] for c in metadata["contract"]["columns"]], 3)
+    # The caller's id: echoed in the header and the body, and in the log.
+    status, headers, body = answer_of(served.url, "/predict", records[0], {"X-Request-ID": "order-42.a:7_b-c"})
+    assert status == 200 and headers["x-request-id"] == "order-42.a:7_b-c" == body["request_id"]
+    assert answer_of(served.url, "/predict", records[0], {"X-Request-ID": "x" * 128})[2]["request_id"] == "x" * 128
+    # No id sent: a generated uuid4 hex, a new one each time.
+    _, generated, first = answer_of(served.url, "/predict", records[1])
+    _, _, second = answer_of(served.url, "/predict", records[1])
+    assert re.fullmatch(r"[0-9a-f]{32}", first["request_id"]) and generated["x-request-id"] == first["request_id"]
+    assert first["request_id"] != second["request_id"]
+    # A batch: the header holds the batch's id, row i is "<batch id>:<i>", with or without a caller's id.
+    _, batch_headers, rows = answer_of(served.url, "/predict_batch", records, {"X-Request-ID": "batch-9"})
+    assert batch_headers["x-request-id"] == "batch-9"
+    assert [r["request_id"] for r in rows] == ["batch-9:0", "batch-9:1", "batch-9:2"]
+    _, own_headers, own = answer_of(served.url, "/predict_batch", records[:2])
+    assert [r["request_id"] for r in own] == [f"{own_headers['x-request-id']}:{i}" for i in range(2)]
+    wanted = {"order-42.a:7_b-c", first["request_id"], "batch-9:0", "batch-9:1", "batch-9:2"}
+    logged = logged_by_id(served, wanted)
+    assert set(logged) == wanted
+    assert logged["batch-9:2"]["prediction"] == rows[2]["prediction"]
+    assert logged["batch-9:1"]["tenure_months"] == records[1]["tenure_months"]  # each id on its own row
+
+
+def test_marked_traffic_is_logged_as_such_and_left_out(served):
+    spec = load_spec(served.root)
+    metadata = call(f"{served.url}/metadata").json()
+    record = sample_rows(spec, [c["name"] for c in metadata["contract"]["columns"]], 1)[0]
+    status, _, body = answer_of(served.url, "/predict", record,
+                                {"X-Request-ID": "smoke-probe-1", "X-Gitops-ML-Traffic": "Smoke"})
+    assert status == 200 and body["request_id"] == "smoke-probe-1"
+    marked = logged_by_id(served, {"smoke-probe-1"}, traffic=None)
+    assert marked["smoke-probe-1"]["traffic"] == "smoke"  # kept for the record, lower case
+    assert logged_by_id(served, {"smoke-probe-1"}) == {}  # but not production traffic
 
 
 BAD_REQUESTS = list(bad_request_table({"monthly_charges": 1.0, "total_charges": 1.0}, 1))

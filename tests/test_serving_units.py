@@ -193,8 +193,9 @@ def test_log_lines_have_the_agreed_format(tmp_path):
     [path] = list((tmp_path / "log").iterdir())
     assert path.name.startswith("predictions-") and path.name.endswith(".jsonl")
     first = json.loads(path.read_text().splitlines()[0])
-    assert list(first) == ["timestamp", "model_name", "model_version", "data_fingerprint", "features",
-                           "prediction", "probability"]
+    assert list(first) == ["timestamp", "model_name", "model_version", "data_fingerprint", "request_id", "traffic",
+                           "features", "prediction", "probability"]
+    assert first["request_id"] is None and first["traffic"] == "production"  # no id given: null, not invented
     assert first["timestamp"].endswith("Z") and first["model_version"] == 3
     assert first["features"] == GOOD and first["prediction"] == 1 and first["probability"] == 0.8
 
@@ -212,11 +213,31 @@ def test_read_log_frame_filters_and_counts_corrupt_lines(tmp_path):
         handle.write('{"timestamp": "2026-11-23T14:00:00Z", "model_na')
     read = read_log(str(tmp_path))
     assert (read.rows, read.corrupt_lines, read.files) == (4, 1, 2)
-    assert list(read.frame.columns) == [*GOOD, "prediction", "probability", "timestamp", "model_version"]
+    assert list(read.frame.columns) == [*GOOD, "prediction", "probability", "timestamp", "model_version",
+                                        "request_id", "traffic"]
     assert str(read.frame["timestamp"].dtype) == "datetime64[ns, UTC]"
     assert read_log(str(tmp_path), model_version=4).rows == 1
     assert read_log(str(tmp_path), since=datetime.now(UTC) + timedelta(minutes=1)).rows == 0
     assert read_log(str(tmp_path), since=datetime.now(UTC) - timedelta(minutes=5)).rows == 4
+
+
+def test_log_rows_carry_request_ids_and_smoke_traffic_is_left_out(tmp_path):
+    log = writer(tmp_path)
+    log.submit([GOOD] * 2, [1, 0], [0.9, 0.1], request_ids=["batch-7:0", "batch-7:1"])
+    log.submit([GOOD], [1], [0.6], request_ids=["smoke-1"], traffic="smoke")
+    log.close()
+    # A line written before request ids and traffic existed reads as production without an id.
+    with open(next(tmp_path.iterdir()), "a", encoding="utf-8") as handle:
+        handle.write(json.dumps({"timestamp": "2026-11-23T14:00:00.000000Z", "model_name": "churn-classifier",
+                                 "model_version": 3, "data_fingerprint": "ab", "features": GOOD,
+                                 "prediction": 0, "probability": 0.2}) + "\n")
+    production = read_log(str(tmp_path))
+    assert production.rows == 3 and production.other_traffic == 1
+    assert production.frame["request_id"].tolist() == [None, "batch-7:0", "batch-7:1"]  # oldest first
+    assert set(production.frame["traffic"]) == {"production"}
+    everything = read_log(str(tmp_path), traffic=None)
+    assert everything.rows == 4 and "smoke-1" in set(everything.frame["request_id"])
+    assert read_log(str(tmp_path), model_version=4).other_versions == 3
 
 
 def test_missing_log_is_empty_not_an_error(tmp_path):

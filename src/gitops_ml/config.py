@@ -148,6 +148,9 @@ class Spec(_Section):
     data: str
     target: str
     time_column: str | None = None
+    id_column: str | None = None
+    """A contract column that identifies a row (``customer_id``): logged with each prediction and used to
+    join labels back (``gitops-ml feedback join --on``), never fed to the model."""
     schema_: str = Field(alias="schema", pattern=r"^[\w.]+:\w+$")
     model_factory: str = Field(pattern=r"^[\w.]+:\w+$")
     tracking_uri: str = ""
@@ -164,13 +167,18 @@ class Spec(_Section):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
 
-    @field_validator("time_column", mode="before")
+    @field_validator("time_column", "id_column", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         # Only the empty string means "no time column"; any other non-text value stays an error.
         return None if value == "" else value
 
     # -- resolved settings -------------------------------------------------------------
+    @property
+    def model_excluded(self) -> set[str]:
+        """Contract columns the model never sees: the target and the id column."""
+        return {self.target} | ({self.id_column} if self.id_column else set())
+
     @property
     def pyproject(self) -> Path:
         return self.root / "pyproject.toml"
@@ -319,12 +327,16 @@ def reference_problems(spec: Spec) -> list[str]:
     except ConfigError as exc:
         problems.append(_field_part(exc))
         return problems
-    for name in ("target", "time_column"):
+    for name in ("target", "time_column", "id_column"):
         column = getattr(spec, name)
         if column is not None and column not in columns:
             problems.append(
                 f"'{name}': no column {column!r} in the schema {spec.schema_!r}; its columns are {', '.join(columns)}"
             )
+    if spec.id_column is not None and spec.id_column in (spec.target, spec.time_column):
+        role = "target" if spec.id_column == spec.target else "time_column"
+        problems.append(f"'id_column': {spec.id_column!r} is the {role}; the id column must be another column of "
+                        "the contract (it is logged and joined on, never fed to the model)")
     return problems
 
 

@@ -31,9 +31,11 @@ def table_format(uri: str) -> str:
     raise ConfigError(f"{uri}: unknown data format; use a .csv, .csv.gz, .parquet or .pq file")
 
 
-def read_table(uri: str) -> pd.DataFrame:
-    """Read a whole table from a local path or an fsspec URI (file, s3, gs, http...)."""
-    frames = list(iter_table(uri))
+def read_table(uri: str, dtype: dict[str, object] | None = None) -> pd.DataFrame:
+    """Read a whole table from a local path or an fsspec URI (file, s3, gs, http...).
+
+    ``dtype`` pins a CSV column's type (an id read as text keeps its leading zeros); Parquet has its own."""
+    frames = list(iter_table(uri, dtype=dtype))
     if not frames:
         raise DataError(f"{uri}: the file is empty")
     frame = frames[0]
@@ -43,7 +45,8 @@ def read_table(uri: str) -> pd.DataFrame:
     return frame
 
 
-def iter_table(uri: str, chunk_rows: int | None = None) -> Iterator[pd.DataFrame]:
+def iter_table(uri: str, chunk_rows: int | None = None, dtype: dict[str, object] | None = None,
+               ) -> Iterator[pd.DataFrame]:
     """A CSV or Parquet table (path or fsspec URI): whole, or in chunks of ``chunk_rows`` so that a
     large file is read in bounded memory. A zero-byte CSV yields nothing. The header is checked first,
     since pandas misreads a repeated column or another delimiter without a word."""
@@ -56,7 +59,7 @@ def iter_table(uri: str, chunk_rows: int | None = None) -> Iterator[pd.DataFrame
         with fsspec.open(uri, "rb", compression="infer") as handle:
             if kind == "csv":
                 try:
-                    reader = pd.read_csv(handle, chunksize=chunk_rows)
+                    reader = pd.read_csv(handle, chunksize=chunk_rows, dtype=dtype)
                 except pd.errors.EmptyDataError:
                     return
                 yield from [reader] if chunk_rows is None else reader

@@ -4,7 +4,8 @@
 2. validate, train, evaluate and card with real MLflow (embedded);
 3. package, serve on 127.0.0.1 and smoke-test over HTTP;
 4. promote to staging on a branch, verify, merge, deploy; then the same to production;
-5. send production traffic (drifted batches of the example) through the served model;
+5. send production traffic (drifted batches of the example) through the served model, keep the
+   request ids it answers with, and join the batches' known outcomes back by id (`feedback join`);
 6. run drift, get ``retrain``, retrain and leave the retraining branch with its pull-request body;
 7. stop everything it started and print where to look.
 
@@ -193,28 +194,36 @@ class Demo:
         self.start_server("traffic", "--env", "production")
         batch = drifted_batch(TRAFFIC_ROWS, "moderate", seed=11)
         features = batch.drop(columns=["churned"])
-        sent = 0
+        request_ids: list[str] = []
         for start in range(0, len(features), BATCH):
             rows = json.loads(features.iloc[start : start + BATCH].to_json(orient="records"))
-            self.post("/predict_batch", rows)
-            sent += len(rows)
+            answers = self.post("/predict_batch", rows)
+            request_ids += [answer["request_id"] for answer in answers]  # what a client keeps to label later
         self.stop_server()  # flushes the inference log
-        self.record_feedback(batch)
-        return f"{sent} rows of moderately drifted traffic served and logged; labels in data/feedback.csv"
+        joined = self.record_feedback(batch.assign(request_id=request_ids))
+        return (f"{len(request_ids)} rows of moderately drifted traffic served and logged; labels joined back "
+                f"by request id: {joined['matched']} matched, {joined['unmatched_labels']} unmatched")
 
-    def record_feedback(self, batch) -> None:
-        """The labels arrive later, as in production: a feedback file that retraining learns from,
-        declared in the spec the way a team would declare its own."""
-        (self.project / "data" / "feedback.csv").write_text(batch.to_csv(index=False), encoding="utf-8")
+    def record_feedback(self, batch) -> dict:
+        """The labels arrive later, as in production: a file of request ids and outcomes, joined with the
+        inference log by `gitops-ml feedback join` into the labelled data set that drift and retraining
+        read, declared in the spec the way a team would declare its own."""
+        (self.project / "data" / "labels.csv").write_text(batch[["request_id", "churned"]].to_csv(index=False),
+                                                          encoding="utf-8")
         pyproject = self.project / "pyproject.toml"
         text = pyproject.read_text(encoding="utf-8")
         section = "[tool.gitops-ml.drift]\n"
         if section not in text:
             raise StepFailed(f"{pyproject} has no {section.strip()} section to declare the feedback data in")
         pyproject.write_text(text.replace(section, section + 'feedback = "data/feedback.csv"\n'), encoding="utf-8")
-        self.git("traffic", "add", "pyproject.toml", "data/feedback.csv")
+        joined = self.gitops("traffic", "feedback", "join", "data/labels.csv", "--on", "request_id")
+        if joined["matched"] != len(batch):
+            raise StepFailed(f"feedback join matched {joined['matched']} of {len(batch)} labels; "
+                             f"see {self.logs / 'traffic.log'}")
+        self.git("traffic", "add", "pyproject.toml", "data/labels.csv", "data/feedback.csv")
         self.git("traffic", "commit", "-qm", "Labelled production data for monitoring and retraining")
         self.git("traffic", "push", "-q", "origin", "main")
+        return joined
 
     def drift_and_retrain(self) -> str:
         drift = self.gitops("drift", "drift", "--env", "production")

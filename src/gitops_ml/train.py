@@ -64,8 +64,8 @@ def split(frame: pd.DataFrame, spec: Spec) -> Split:
 
 
 def features(frame: pd.DataFrame, spec: Spec) -> pd.DataFrame:
-    """The model's input: every column but the target."""
-    return frame.drop(columns=[spec.target])
+    """The model's input: every column but the target and the id column (``id_column``: logged, not learnt)."""
+    return frame.drop(columns=[c for c in spec.model_excluded if c in frame.columns])
 
 
 def unfit_reasons(frame: pd.DataFrame, spec: Spec, source: str) -> list[str]:

@@ -1,4 +1,5 @@
-"""Monitoring commands: ``drift`` (measure and decide) and ``retrain`` (act on a retrain decision)."""
+"""Monitoring commands: ``drift`` (measure and decide), ``feedback join`` (labels back onto the logged
+predictions) and ``retrain`` (act on a retrain decision)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import click
 
 from ..monitor import DriftResult, drift, retrain
 from ..monitor.calibration import Recalibrated, recalibrate
+from ..monitor.drift import unreleased
+from ..monitor.reference import NoRelease
 from .output import console, emit, table
 from .root import json_option, main, spec_of
 
@@ -27,13 +30,22 @@ def drift_command(ctx: click.Context, env: str | None, current: str | None, wind
     """Compare what ENV's model is asked with what it was trained on, and decide what to do.
 
     Decisions: none, retrain, escalate, insufficient_data. Each exits 0; the decision is in
-    the JSON summary and in $GITHUB_OUTPUT as `decision`.
+    the JSON summary and in $GITHUB_OUTPUT as `decision`. No release in ENV yet: decision
+    no_release, a notice, exit 0. A log that shows nothing at all for the window (absent, empty,
+    only smoke traffic): insufficient_data with a warning saying why. A log location that cannot be
+    read (no driver, credentials refused): exit 1 naming it.
     """
     if ctx.invoked_subcommand:  # `drift calibrate`: the options above belong to the drift run
         return
     spec = spec_of(ctx)
     console.info(f"drift of {spec.model_name} ({env or 'furthest environment'}) on {current or 'the inference log'}")
-    result = drift(spec, env, current, window, output_dir)
+    try:
+        result = drift(spec, env, current, window, output_dir)
+    except NoRelease as exc:
+        found = unreleased(spec, env, str(exc), output_dir)
+        emit(found.as_dict(), lambda: console.out.print(f"{spec.model_name}: {found.message}; nothing to monitor",
+                                                        markup=False))
+        return found
     emit(result.as_dict(), lambda: _print_drift(result))
     return result
 
@@ -70,6 +82,8 @@ def _print_calibration(found: Recalibrated) -> None:
 def _print_drift(result: DriftResult) -> None:
     console.out.print(f"{result.model_name} v{result.model_version} in {result.env}: decision [bold]"
                       f"{result.decision}[/bold]")
+    if result.saw_nothing:
+        console.err(f"warning: monitoring saw nothing: {result.saw_nothing}")
     for reason in result.reasons:
         console.out.print(f"  {reason.grade:>17}  {reason.signal}: {reason.message}", markup=False)
     if result.features:
@@ -112,4 +126,41 @@ def retrain_command(ctx: click.Context, env: str, branch: bool) -> None:
                 console.out.print(f"{label}: {path}", markup=False)
 
     emit(result.as_dict(), render)
+    return result
+
+
+@main.group("feedback")
+def feedback_group() -> None:
+    """Labels that arrive later, joined back onto what the served model predicted."""
+
+
+@feedback_group.command("join")
+@click.argument("labels")
+@click.option("--on", "key", metavar="KEY",
+              help="Join key: request_id (default) or the project's [tool.gitops-ml] id_column.")
+@click.option("--window", default="30d", show_default=True, metavar="DURATION",
+              help="Logged predictions this recent are joined.")
+@click.option("-o", "--output", metavar="URI",
+              help="CSV or Parquet path or URI to write (default: [tool.gitops-ml.drift] feedback).")
+@json_option
+@click.pass_context
+def feedback_join_command(ctx: click.Context, labels: str, key: str | None, window: str,
+                          output: str | None) -> None:
+    """Join LABELS (CSV or Parquet: the key and the target) with the production predictions of the
+    inference log into the labelled recent data that drift and retrain read.
+
+    Reports matched, unmatched and duplicate keys. A key labelled twice is refused (exit 1), the keys
+    named; the output is written whole or not at all.
+    """
+    from ..monitor.feedback import join
+
+    spec = spec_of(ctx)
+    result = join(spec, labels, key, window, output)
+    emit(result.as_dict(), lambda: table(
+        f"feedback joined on {result.on} into {result.output}", ["", ""],
+        [("labels", f"{result.label_rows} rows in {result.labels}"),
+         ("logged predictions", f"{result.logged_rows} production rows in the last {result.window}"),
+         ("matched", result.matched), ("labels with no prediction", result.unmatched_labels),
+         ("predictions with no label", result.unlabelled_predictions),
+         ("keys predicted more than once (newest kept)", result.duplicate_logged_keys)]))
     return result

@@ -18,7 +18,7 @@ from ..config import Spec
 from ..data import MAX_LISTED_VALUES
 
 # Commands whose failed check still carries a result worth reporting (a failed gate, a failed smoke...).
-REPORTED_ON_FAILURE = frozenset({"validate", "evaluate", "verify", "smoke"})
+REPORTED_ON_FAILURE = frozenset({"validate", "evaluate", "verify", "smoke", "feedback"})
 
 
 def publish(ctx: click.Context, command: str | None, result: object, spec: Spec | None, failed: bool = False) -> None:
@@ -193,12 +193,28 @@ def image_building(result, spec: Spec | None, echo: Callable[[str], None]) -> No
 
 def drift_check(result, spec: Spec | None, echo: Callable[[str], None]) -> None:
     from ..monitor import outputs
+    from ..monitor.drift import Unreleased
 
     files = result.files
+    if isinstance(result, Unreleased):  # nothing released: a notice, not a failure every scheduled run
+        echo(github.annotation("notice", f"{result.message}; nothing to monitor yet",
+                               title=f"drift: no release in {result.env or 'any environment'}"))
+        _outputs({"decision": result.decision, "monitored": "false",
+                  "summary": files.summary_json if files else None})
+        if files is not None:
+            github.write_summary(files.summary_md.read_text(encoding="utf-8"))
+        return
     if files is None:
         return
+    if result.saw_nothing:  # a release, and not one row to look at: say so loudly, and why
+        echo(github.annotation("warning", f"monitoring saw nothing: {result.saw_nothing}",
+                               title=f"drift: no traffic of {result.model_name} v{result.model_version} seen"))
+        github.write_summary(f"### Monitoring saw nothing\n\n> [!WARNING]\n> The drift check of "
+                             f"{result.model_name} v{result.model_version} in {result.env} read no row at all, so "
+                             f"it measured nothing: {result.saw_nothing}.\n")
     github.write_summary(files.summary_md.read_text(encoding="utf-8"))
-    _outputs({"decision": result.decision, "summary": files.summary_json, "drifted_features": len(result.drifted)})
+    _outputs({"decision": result.decision, "summary": files.summary_json, "drifted_features": len(result.drifted),
+              "monitored": str(result.monitored).lower()})
     if files.report_html:
         _outputs({"report": files.report_html})
     if files.title_file and files.body_file:
@@ -227,6 +243,28 @@ def retraining(result, spec: Spec | None, echo: Callable[[str], None]) -> None:
     )
 
 
+def feedback_joined(result, spec: Spec | None, echo: Callable[[str], None]) -> None:
+    """The join's counts in the summary; refused duplicates and an empty join as ``::error`` lines."""
+    if result.duplicate_label_keys:
+        echo(github.annotation("error", f"{len(result.duplicate_label_keys)} keys labelled more than once: "
+                               + ", ".join(result.duplicate_label_keys[:MAX_LISTED_VALUES]),
+                               file=result.labels, title=f"feedback: duplicate {result.on}"))
+    elif not result.written:
+        echo(github.annotation("error", f"no label matched a production prediction logged in the last "
+                               f"{result.window}", file=result.labels, title="feedback: nothing joined"))
+    _outputs({"matched": result.matched, "output": result.output if result.written else ""})
+    outcome = f"{result.matched} labelled rows written to `{result.output}`" if result.written else "nothing written"
+    github.write_summary(
+        f"### Feedback joined on `{result.on}`: {outcome}\n\n"
+        + github.markdown_table(["", "count"], [
+            ("labels", result.label_rows), ("production predictions logged", result.logged_rows),
+            ("matched", result.matched), ("labels with no prediction", result.unmatched_labels),
+            ("predictions with no label", result.unlabelled_predictions),
+            ("keys predicted more than once (newest kept)", result.duplicate_logged_keys),
+            ("keys labelled more than once (refused)", len(result.duplicate_label_keys))])
+    )
+
+
 REPORTERS: dict[str, Callable[[object, Spec | None, Callable[[str], None]], None]] = {
     "validate": validation,
     "train": training,
@@ -239,5 +277,6 @@ REPORTERS: dict[str, Callable[[object, Spec | None, Callable[[str], None]], None
     "image-context": image_building,
     "deploy": deployment,
     "drift": drift_check,
+    "feedback": feedback_joined,
     "retrain": retraining,
 }

@@ -12,7 +12,9 @@ import pandas as pd
 from .. import tracking
 from ..config import Spec
 from ..data import load_schema
+from ..errors import CheckFailed, GitopsMLError
 from ..evaluate import load_model
+from ..layout import INFERENCE_LOG_COLUMNS
 from ..metrics import score
 from . import outputs
 from .calibration import Calibration, SizeCalibration, read_logged
@@ -53,6 +55,13 @@ class DriftResult:
     generated_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     files: outputs.Files | None = None
     snapshot: object = field(default=None, repr=False)
+    saw_nothing: str = ""
+    """Why monitoring saw no row at all (the log absent, empty, or nothing production in the window): a
+    warning, never a quiet ``insufficient_data``."""
+
+    @property
+    def monitored(self) -> bool:
+        return not self.saw_nothing
 
     @property
     def drifted(self) -> list[ColumnDrift]:
@@ -80,6 +89,8 @@ class DriftResult:
             "thresholds": self.thresholds,
             "calibration": self.calibration_summary(),
             "generated_at": self.generated_at,
+            "monitored": self.monitored,
+            "saw_nothing": self.saw_nothing,
             "outputs": self.files.as_dict() if self.files else {},
         }
 
@@ -122,8 +133,8 @@ def _location(spec: Spec, source: str) -> str:
 
 
 def feature_columns(spec: Spec, schema) -> list[str]:
-    """The contract's columns but the target and the time column (time always 'drifts')."""
-    return [c for c in schema.columns if c not in {spec.target, spec.time_column}]
+    """The contract's columns but the target, the time column (time always 'drifts') and the id column."""
+    return [c for c in schema.columns if c not in {spec.time_column, *spec.model_excluded}]
 
 
 def _thresholds(spec: Spec) -> dict:
@@ -133,7 +144,41 @@ def _thresholds(spec: Spec) -> dict:
 def read_current(spec: Spec, found: Deployed, current: str | None, window: str | None) -> Rows:
     if current:
         return read_file(spec, _location(spec, current), window)
-    return read_inference_log(spec, found.version.version, window)
+    location = spec.resolve(spec.serving.inference_log)
+    try:
+        return read_inference_log(spec, found.version.version, window)
+    except GitopsMLError:
+        raise
+    except ImportError as exc:  # fsspec's "Install s3fs to access S3"
+        raise CheckFailed(f"inference log {location}: no driver for this location ({exc})") from exc
+    except Exception as exc:  # credentials refused, access denied, a bucket that is not there: fail loudly
+        raise CheckFailed(f"inference log {location}: cannot be read: {type(exc).__name__}: {exc}") from exc
+
+
+def log_absent(location: str) -> bool:
+    """True when nothing is at the log's location (no directory, no object under the prefix)."""
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(location)
+    return not fs.exists(root)
+
+
+def saw_nothing(spec: Spec, rows: Rows, version: int) -> str:
+    """Why the inference log gave no row at all, for a person to act on; '' when it gave some."""
+    if rows.kind != "log" or rows.rows_read:
+        return ""
+    setting = f"[tool.gitops-ml.serving] inference_log in {spec.pyproject.name}"
+    if log_absent(rows.source):
+        return (f"the inference log location {rows.source} does not exist here: the served model writes its log "
+                f"somewhere this job cannot see (a container's own disk?). Point {setting} at storage both "
+                "the service and this job reach (an object store URI)")
+    if not rows.files:
+        return f"the inference log location {rows.source} holds no log files: the service has logged nothing there yet"
+    left_out = [f"{n} {what}" for n, what in ((rows.other_traffic, "rows of smoke or check traffic"),
+                                              (rows.other_versions, "rows other model versions answered"),
+                                              (rows.corrupt_lines, "corrupt lines")) if n]
+    return (f"the inference log at {rows.source} ({rows.files} files) holds no production rows of v{version} "
+            f"in the last {rows.window}" + (f" ({', '.join(left_out)} left out)" if left_out else ""))
 
 
 def read_labelled(spec: Spec, schema, current: Rows) -> tuple[Rows | None, str]:
@@ -155,8 +200,7 @@ def predict(spec: Spec, model, frame: pd.DataFrame) -> pd.Series:
 
 
 def model_inputs(spec: Spec, frame: pd.DataFrame) -> list[str]:
-    return [c for c in frame.columns if c not in {spec.target, PREDICTION, "probability", "timestamp",
-                                                   "model_version"}]
+    return [c for c in frame.columns if c not in {*spec.model_excluded, *INFERENCE_LOG_COLUMNS}]
 
 
 def measure_quality(spec: Spec, model, labelled: Rows, trained: dict[str, float]) -> tuple[Quality | None, str]:
@@ -181,8 +225,14 @@ def drift(spec: Spec, env: str | None = None, current: str | None = None, window
     rows = check_rows(rows, schema, spec.target, labelled=False)
     result = DriftResult(decision="none", reasons=[], model_name=spec.model_name, env=found.env,
                          model_version=found.version.version, found_by=found.found_by, current=rows,
-                         labelled=labelled, thresholds=_thresholds(spec))
+                         labelled=labelled, thresholds=_thresholds(spec),
+                         saw_nothing=saw_nothing(spec, rows, found.version.version))
     invalid = contract_reason(rows.invalid_rows, rows.invalid_share, spec.drift, rows.invalid_checks)
+    if result.saw_nothing:
+        result.reasons = [Reason(INSUFFICIENT, "rows", f"monitoring saw nothing: {result.saw_nothing}")]
+        result.decision = INSUFFICIENT
+        result.files = outputs.write(spec, result, output_dir)
+        return result
     if rows.rows_used < spec.drift.min_rows:
         result.reasons = [Reason(INSUFFICIENT, "rows", _too_few(spec, rows)), *([invalid] if invalid else [])]
         # Too few valid rows to measure drift, but a contract broken by more than max_invalid_share
@@ -224,3 +274,27 @@ def _too_few(spec: Spec, rows: Rows) -> str:
     corrupt = f" ({rows.corrupt_lines} corrupt log lines skipped)" if rows.corrupt_lines else ""
     return (f"{rows.rows_used} usable rows {where} from {rows.source}{extra}{corrupt}; at least "
             f"{spec.drift.min_rows} (drift.min_rows) are needed for a sound statement: no decision")
+
+
+@dataclass
+class Unreleased:
+    """A drift run for an environment that runs no model yet: nothing is served, nothing to monitor."""
+
+    model_name: str
+    env: str | None
+    message: str
+    decision: str = "no_release"
+    files: outputs.Files | None = None
+    generated_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    def as_dict(self) -> dict:
+        return {"decision": self.decision, "model_name": self.model_name, "env": self.env, "monitored": False,
+                "message": self.message, "generated_at": self.generated_at,
+                "outputs": self.files.as_dict() if self.files else {}}
+
+
+def unreleased(spec: Spec, env: str | None, message: str, output_dir: Path | None = None) -> Unreleased:
+    """The notice of a drift run with no release to monitor, its summary files written like a drift run's."""
+    result = Unreleased(spec.model_name, env, message)
+    result.files = outputs.write_unreleased(spec, result, output_dir)
+    return result

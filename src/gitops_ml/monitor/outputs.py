@@ -15,7 +15,7 @@ from .. import github, layout
 from ..config import Spec
 
 if TYPE_CHECKING:
-    from .drift import DriftResult
+    from .drift import DriftResult, Unreleased
 
 REPORT, SUMMARY_JSON, SUMMARY_MD, TITLE, BODY = "report.html", "summary.json", "summary.md", "title.txt", "body.md"
 KIND = {"retrain": "pull_request", "escalate": "issue"}
@@ -71,6 +71,22 @@ def write(spec: Spec, result: DriftResult, output_dir: Path | None = None) -> Fi
     files.summary_md.write_text(markdown, encoding="utf-8")
     files.summary_json.write_text(json.dumps(clean(result.as_dict()), indent=2, default=str) + "\n",
                                   encoding="utf-8")
+    return files
+
+
+def write_unreleased(spec: Spec, result: Unreleased, output_dir: Path | None = None) -> Files:
+    """The summaries of a run that found no release (so the workflow's report artifact is never missing)."""
+    folder = Path(output_dir) if output_dir else default_dir(spec)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in (REPORT, SUMMARY_JSON, SUMMARY_MD, TITLE, BODY):
+        (folder / name).unlink(missing_ok=True)
+    files = Files(folder, folder / SUMMARY_JSON, folder / SUMMARY_MD, None, None, None, None)
+    result.files = files
+    where = result.env or "any environment"
+    files.summary_md.write_text(f"### Drift of {result.model_name} in {where}: nothing released yet\n\n"
+                                f"{result.message}. Nothing is served, so there is nothing to monitor; the "
+                                "drift check starts once a release is deployed.\n", encoding="utf-8")
+    files.summary_json.write_text(json.dumps(result.as_dict(), indent=2, default=str) + "\n", encoding="utf-8")
     return files
 
 

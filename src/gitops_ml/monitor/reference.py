@@ -17,6 +17,10 @@ from .sources import sample
 FoundBy = Literal["manifest", "alias"]  # found by the git manifest, or by the MLflow alias
 
 
+class NoRelease(ConfigError):
+    """No version is released to the environment yet: nothing is served, so there is nothing to monitor."""
+
+
 @dataclass(frozen=True)
 class Deployed:
     """The model an environment runs, and how that was found."""
@@ -55,7 +59,7 @@ def deployed(spec: Spec, client: MlflowClient, env: str | None) -> Deployed:
             return Deployed(name, by_alias, "alias")
     where = f"environment {env!r}" if env else f"any of {', '.join(spec.release.environments)}"
     manifests = ", ".join(release.relative_manifest(spec, name) for name in candidates)
-    raise ConfigError(f"no model is released to {where}: neither {manifests} "
+    raise NoRelease(f"no model is released to {where}: neither {manifests} "
                       "nor an MLflow alias of that name names a version; promote one first")
 
 

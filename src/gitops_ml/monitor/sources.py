@@ -46,6 +46,8 @@ class Rows:
     window: str | None = None
     since: datetime | None = None
     files: int = 1
+    other_traffic: int = 0  # log rows inside the window marked as other traffic (smoke, checks): left out
+    other_versions: int = 0  # log rows inside the window another model version answered: left out
 
     @property
     def rows_used(self) -> int:
@@ -62,6 +64,7 @@ class Rows:
             "sampled": self.sampled, "corrupt_lines": self.corrupt_lines, "invalid_rows": self.invalid_rows,
             "invalid_checks": self.invalid_checks, "window": self.window,
             "since": self.since.isoformat() if self.since else None, "files": self.files,
+            "other_traffic": self.other_traffic, "other_versions": self.other_versions,
         }
 
 
@@ -135,7 +138,8 @@ def read_inference_log(spec: Spec, model_version: int, window: str | None) -> Ro
     log = read_log(location, since=since, model_version=model_version)
     frame = sample(log.frame, spec.drift.max_rows, spec.seed)
     return Rows(frame=frame, source=location, kind="log", rows_read=log.rows, sampled=log.rows > len(frame),
-                corrupt_lines=log.corrupt_lines, window=window, since=since, files=log.files)
+                corrupt_lines=log.corrupt_lines, window=window, since=since, files=log.files,
+                other_traffic=log.other_traffic, other_versions=log.other_versions)
 
 
 # -- the contract ---------------------------------------------------------------------------------

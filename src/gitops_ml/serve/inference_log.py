@@ -3,7 +3,15 @@
 Files are ``predictions-<UTC %Y%m%dT%H%M%S>-<pid>-<n>.jsonl`` under one directory, one object a line::
 
     {"timestamp": "2026-11-23T14:00:00.123456Z", "model_name": "churn-classifier", "model_version": 3,
-     "data_fingerprint": "...", "features": {...}, "prediction": 1, "probability": 0.83}
+     "data_fingerprint": "...", "request_id": "9f1c...", "traffic": "production", "features": {...},
+     "prediction": 1, "probability": 0.83}
+
+``request_id`` is the prediction's id (the caller's ``X-Request-ID``, else generated), what labels that
+arrive later are joined on; ``features`` holds every contract column of the request, the project's
+``id_column`` included. ``traffic`` is ``production`` unless the request said otherwise
+(``X-Gitops-ML-Traffic: smoke`` from ``gitops-ml smoke``): the reader keeps production rows only, so
+smoke tests and pipeline checks never count as what production was asked. Lines written before
+these fields existed read as production rows without an id.
 
 The writer never blocks a prediction: rows wait in a bounded buffer that a background thread drains;
 when the buffer is full the rows are dropped and counted. Each drained chunk is written as whole
@@ -36,7 +44,8 @@ except ImportError:  # pragma: no cover - orjson is a dependency of the engine a
     _orjson = None
 
 FILE_PATTERN = re.compile(r"^predictions-(\d{8}T\d{6})-(\d+)-(\d+)\.jsonl$")
-META_COLUMNS = ("prediction", "probability", "timestamp", "model_version")
+META_COLUMNS = ("prediction", "probability", "timestamp", "model_version", "request_id", "traffic")
+PRODUCTION = "production"  # the traffic every request is unless it is marked (X-Gitops-ML-Traffic)
 
 
 def utc_timestamp(moment: datetime | None = None) -> str:
@@ -66,6 +75,8 @@ class _Batch:
     columns: list[list]
     predictions: list
     probabilities: list
+    request_ids: list | None = None
+    traffic: str = PRODUCTION
 
     @property
     def rows(self) -> int:
@@ -122,13 +133,15 @@ class LogWriter:
         self._thread.start()
 
     # -- request path: never blocks on I/O ---------------------------------------------
-    def submit(self, features: list[dict], predictions: list, probabilities: list | None = None) -> int:
+    def submit(self, features: list[dict], predictions: list, probabilities: list | None = None, *,
+               request_ids: list | None = None, traffic: str = PRODUCTION) -> int:
         """Queue one prediction call's rows (records); returns how many were accepted (the rest are dropped)."""
         names = list(dict.fromkeys(name for row in features for name in row))
         return self.submit_columns({name: [row.get(name) for row in features] for name in names}, predictions,
-                                   probabilities)
+                                   probabilities, request_ids=request_ids, traffic=traffic)
 
-    def submit_columns(self, columns: dict[str, list], predictions: list, probabilities: list | None = None) -> int:
+    def submit_columns(self, columns: dict[str, list], predictions: list, probabilities: list | None = None, *,
+                       request_ids: list | None = None, traffic: str = PRODUCTION) -> int:
         """Queue one prediction call's rows, given as feature columns (name -> values in row order).
 
         The service hands its checked columns over as they are: the lines are built on the writer's
@@ -146,7 +159,9 @@ class LogWriter:
                     utc_timestamp(), list(columns),
                     [values[:accepted] if cut else values for values in columns.values()],
                     predictions[:accepted] if cut else predictions,
-                    probabilities[:accepted] if cut else probabilities))
+                    probabilities[:accepted] if cut else probabilities,
+                    None if request_ids is None else (request_ids[:accepted] if cut else request_ids),
+                    traffic))
                 self._pending_rows += accepted
                 self._condition.notify()
             dropped = rows - accepted
@@ -199,14 +214,16 @@ class LogWriter:
             self._on_write(rows)
 
     def _lines(self, batch: _Batch) -> str:
-        head = f'{{"timestamp": "{batch.timestamp}", {self._shared}, "features": '
+        head = f'{{"timestamp": "{batch.timestamp}", {self._shared}, "request_id": '
+        traffic = f', "traffic": {_dumps(batch.traffic)}, "features": '
         names = batch.names
+        ids = batch.request_ids if batch.request_ids is not None else [None] * batch.rows
         rows = zip(zip(*batch.columns, strict=True) if names else [()] * batch.rows, batch.predictions,
-                   batch.probabilities, strict=True)
+                   batch.probabilities, ids, strict=True)
         return "".join(
-            f'{head}{_dumps(dict(zip(names, values, strict=True)))}, "prediction": {_dumps(prediction)}, '
-            f'"probability": {_dumps(probability)}}}\n'
-            for values, prediction, probability in rows
+            f'{head}{_dumps(request_id)}{traffic}{_dumps(dict(zip(names, values, strict=True)))}, '
+            f'"prediction": {_dumps(prediction)}, "probability": {_dumps(probability)}}}\n'
+            for values, prediction, probability, request_id in rows
         )
 
     def _current_file(self):
@@ -297,19 +314,24 @@ class LogRead:
     rows: int
     corrupt_lines: int
     files: int
+    other_traffic: int = 0  # rows inside the window marked as other traffic (smoke, checks): left out
+    other_versions: int = 0  # rows inside the window that another model version answered: left out
 
 
-def read_log(location: str, since: datetime | None = None, model_version: int | None = None) -> LogRead:
+def read_log(location: str, since: datetime | None = None, model_version: int | None = None,
+             traffic: str | None = PRODUCTION) -> LogRead:
     """Every logged row under ``location`` (a directory or fsspec URI), oldest first.
 
     ``frame`` has one column per feature plus ``prediction``, ``probability``, ``timestamp``
-    (tz-aware UTC) and ``model_version``. Lines that do not parse (a crash's partial last line,
-    a hand edit) are skipped and counted. A missing directory gives an empty frame.
+    (tz-aware UTC), ``model_version``, ``request_id`` and ``traffic``. Only rows of ``traffic``
+    (production by default; None: every row) are kept, the others counted. Lines that do not parse
+    (a crash's partial last line, a hand edit) are skipped and counted. A missing directory gives an
+    empty frame.
     """
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
     records: list[dict] = []
-    corrupt = 0
+    corrupt = other_traffic = other_versions = 0
     paths = _log_files(location)
     for opener in paths:
         with opener() as handle:
@@ -319,13 +341,18 @@ def read_log(location: str, since: datetime | None = None, model_version: int | 
                     if raw.strip():
                         corrupt += 1
                     continue
-                if model_version is not None and record["model_version"] != model_version:
-                    continue
                 if since is not None and record["timestamp"] < since:
+                    continue
+                if traffic is not None and record["traffic"] != traffic:
+                    other_traffic += 1
+                    continue
+                if model_version is not None and record["model_version"] != model_version:
+                    other_versions += 1
                     continue
                 records.append(record)
     frame = _frame(records)
-    return LogRead(frame=frame, rows=len(frame), corrupt_lines=corrupt, files=len(paths))
+    return LogRead(frame=frame, rows=len(frame), corrupt_lines=corrupt, files=len(paths),
+                   other_traffic=other_traffic, other_versions=other_versions)
 
 
 def _log_files(location: str) -> list[Callable]:
@@ -351,7 +378,8 @@ def _parse_line(raw: str) -> dict | None:
         if timestamp.tzinfo is None:
             timestamp = timestamp.replace(tzinfo=UTC)
         return {**features, "prediction": document["prediction"], "probability": document.get("probability"),
-                "timestamp": timestamp, "model_version": int(document["model_version"])}
+                "timestamp": timestamp, "model_version": int(document["model_version"]),
+                "request_id": document.get("request_id"), "traffic": document.get("traffic") or PRODUCTION}
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
 
@@ -361,6 +389,7 @@ def _frame(records: list[dict]) -> pd.DataFrame:
         return pd.DataFrame({
             "prediction": pd.Series(dtype=object), "probability": pd.Series(dtype=float),
             "timestamp": pd.Series(dtype="datetime64[ns, UTC]"), "model_version": pd.Series(dtype="int64"),
+            "request_id": pd.Series(dtype=object), "traffic": pd.Series(dtype=object),
         })
     frame = pd.DataFrame.from_records(records)
     features = [c for c in frame.columns if c not in META_COLUMNS]

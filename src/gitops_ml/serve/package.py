@@ -158,6 +158,7 @@ def bento_config(spec: Spec, found: tracking.Version, model_tag: str) -> dict:
         "run_id": found.run_id,
         "task": spec.task,
         "target": spec.target,
+        "id_column": spec.id_column,
         "contract": contract,
         "serving": spec.serving.model_dump(mode="json"),
         "gitops_ml_version": __version__,

@@ -15,6 +15,14 @@ Endpoints (all JSON):
 - BentoML's own ``/livez``, ``/readyz``, ``/metrics`` (Prometheus) and ``/docs.json``.
 Every response carries ``X-Model-Name``, ``X-Model-Version`` and ``X-Data-Fingerprint`` headers.
 
+Request ids: every prediction request has one, the caller's ``X-Request-ID`` when it sends one (at most
+128 characters of ``A-Za-z0-9._:-``, else a 400 naming the header), else a generated uuid4 hex. The
+response's ``X-Request-ID`` header holds it; ``/predict`` also returns it as ``request_id`` in the body,
+and ``/predict_batch`` gives row ``i`` the id ``<request id>:<i>``. The inference log holds each row's id.
+``X-Gitops-ML-Traffic`` marks a request as other than production traffic (``gitops-ml smoke`` sends
+``smoke``): its rows are logged with that ``traffic`` and left out by drift and ``feedback join``.
+The project's ``id_column`` (a contract column) is checked and logged but never given to the model.
+
 A request that breaks the contract gets a 400 whose ``detail`` lists every failing field
 (``loc`` is the field, prefixed by the row's index in a batch); the server goes on serving.
 A prediction request whose Content-Type is not ``application/json`` gets a 415, and one nested deeper
@@ -24,9 +32,12 @@ than ``MAX_DEPTH`` levels a 400, before BentoML parses it.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import os
+import re
+import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -37,7 +48,7 @@ from pydantic import BaseModel, Field, WithJsonSchema
 from starlette.responses import Response
 
 from .contract import BatchChecker, Columns, nests_deeper_than, request_model, to_frame_columns
-from .inference_log import LogWriter
+from .inference_log import PRODUCTION, LogWriter
 
 logger = logging.getLogger("gitops_ml.service")
 
@@ -75,6 +86,16 @@ CHECKER = BatchChecker(CONTRACT, Record, SERVING["extra_fields"])
 RECORD_FIELDS = [(name, field.alias) for name, field in Record.model_fields.items()]
 MAX_DEPTH = 32  # JSON nesting any endpoint accepts: a record is 1 level, a batch 2
 API_ROUTES = ("/predict", "/predict_batch")
+# What the model is given: the contract without the id column, which is only logged (and joined on).
+ID_COLUMN = CONFIG.get("id_column")
+MODEL_CONTRACT = {**CONTRACT, "columns": [c for c in CONTRACT["columns"] if c["name"] != ID_COLUMN]}
+
+REQUEST_ID_HEADER = "X-Request-ID"
+TRAFFIC_HEADER = "X-Gitops-ML-Traffic"
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+TRAFFIC = re.compile(r"[A-Za-z0-9_-]{1,32}")
+# (request id, traffic) of the request being answered: set by the middleware, read by the endpoints.
+REQUEST: contextvars.ContextVar[tuple[str, str]] = contextvars.ContextVar("gitops_ml_request")
 
 
 class Prediction(BaseModel):
@@ -122,6 +143,29 @@ def refusal(status: int, kind: str, message: str) -> tuple[int, bytes]:
     return status, orjson.dumps({"error": message, "detail": [{"type": kind, "loc": ["body"], "msg": message}]})
 
 
+def request_identity(headers: dict[bytes, bytes]) -> tuple[str, str] | tuple[int, bytes]:
+    """(request id, traffic) of a prediction request's headers, or a 400 naming the header that is wrong.
+
+    The id is the caller's ``X-Request-ID`` (1 to 128 characters of ``A-Za-z0-9._:-``, so it is safe in
+    logs, file names and CSV) or a new uuid4 hex; traffic is ``X-Gitops-ML-Traffic`` (lower case) or
+    ``production``.
+    """
+    sent = headers.get(REQUEST_ID_HEADER.lower().encode())
+    if sent is None:
+        request_id = uuid.uuid4().hex
+    else:
+        request_id = sent.decode("latin-1")
+        if not REQUEST_ID.fullmatch(request_id):
+            return refusal(400, "invalid_header", f"header {REQUEST_ID_HEADER} must be 1 to 128 characters of "
+                           f"A-Za-z0-9._:- (got {len(request_id)} characters: {request_id[:40]!r})")
+    marked = headers.get(TRAFFIC_HEADER.lower().encode())
+    traffic = PRODUCTION if marked is None else marked.decode("latin-1").lower()
+    if not TRAFFIC.fullmatch(traffic):
+        return refusal(400, "invalid_header", f"header {TRAFFIC_HEADER} must be 1 to 32 characters of "
+                       f"A-Za-z0-9_- such as smoke (got {traffic[:40]!r})")
+    return request_id, traffic
+
+
 def check_request(content_type: str, body: bytes) -> tuple[int, bytes] | None:
     """A refusal for a prediction request that is not a JSON body of bounded depth; None when it is."""
     media_type = content_type.split(";", 1)[0].strip().lower()
@@ -156,26 +200,34 @@ class ServiceMiddleware:
             body = json.dumps(METADATA, default=str).encode()
             await self.answer(send, 200, body if scope["method"] == "GET" else b"", len(body))
             return
+        stamp = self.headers
         if path in API_ROUTES and scope["method"] == "POST":
             body, receive = await read_body(receive)
             headers = dict(scope.get("headers") or [])
+            identity = request_identity(headers)
+            if isinstance(identity[0], int):
+                await self.answer(send, *identity)
+                return
             refused = check_request(headers.get(b"content-type", b"").decode("latin-1"), body)
             if refused is not None:
-                await self.answer(send, *refused)
+                await self.answer(send, *refused, request_id=identity[0])
                 return
+            REQUEST.set(identity)  # the endpoint runs in this context (or a copy of it)
+            stamp = [*self.headers, (b"x-request-id", identity[0].encode())]
 
         async def stamped(message: dict) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *self.headers]
+                message["headers"] = [*message.get("headers", []), *stamp]
             await send(message)
 
         await self.app(scope, receive, stamped)
 
-    async def answer(self, send: Any, status: int, body: bytes, length: int | None = None) -> None:
+    async def answer(self, send: Any, status: int, body: bytes, length: int | None = None,
+                     request_id: str | None = None) -> None:
         await send({"type": "http.response.start", "status": status, "headers": [
             (b"content-type", b"application/json"), (b"content-length", str(len(body) if length is None
                                                                            else length).encode()),
-            *self.headers]})
+            *self.headers, *([(b"x-request-id", request_id.encode())] if request_id else [])]})
         await send({"type": "http.response.body", "body": body})
 
 
@@ -238,8 +290,11 @@ class ModelService:
     async def predict(self, record: Record, /) -> Prediction:  # type: ignore[valid-type]
         """Predict one record. Concurrent records are batched into one model call."""
         columns = Columns({name: [getattr(record, attribute)] for attribute, name in RECORD_FIELDS}, 1)
+        request_id, traffic = _identity()
         predictions, probabilities = await self.batcher(columns)
-        return json_answer({"prediction": predictions[0], "probability": probabilities[0]})
+        self.log.submit_columns(columns.values, predictions, probabilities, request_ids=[request_id],
+                                traffic=traffic)
+        return json_answer({"prediction": predictions[0], "probability": probabilities[0], "request_id": request_id})
 
     @bentoml.api(route="/predict_batch")
     async def predict_batch(self, records: RawBatch, /) -> list[Prediction]:  # type: ignore[valid-type]
@@ -248,14 +303,16 @@ class ModelService:
         Concurrent requests are merged into one model call (up to ``max_batch_size`` rows); a request
         that finds the model idle is predicted at once.
         """
-        predictions, probabilities = await self.batcher(CHECKER.check(records))
-        return json_answer([{"prediction": p, "probability": q}
-                            for p, q in zip(predictions, probabilities, strict=True)])
+        columns = CHECKER.check(records)
+        batch_id, traffic = _identity()
+        predictions, probabilities = await self.batcher(columns)
+        ids = [f"{batch_id}:{i}" for i in range(len(predictions))]
+        self.log.submit_columns(columns.values, predictions, probabilities, request_ids=ids, traffic=traffic)
+        return json_answer([{"prediction": p, "probability": q, "request_id": r}
+                            for p, q, r in zip(predictions, probabilities, ids, strict=True)])
 
     def _predict_columns(self, columns: Columns) -> tuple[list, list]:
-        predictions, probabilities = self._predict(to_frame_columns(columns, CONTRACT))
-        self.log.submit_columns(columns.values, predictions, probabilities)
-        return predictions, probabilities
+        return self._predict(to_frame_columns(columns, MODEL_CONTRACT))
 
     def _predict(self, frame: Any) -> tuple[list, list]:
         if CONFIG.get("task") == "classification" and hasattr(self.model, "predict_proba"):
@@ -278,6 +335,11 @@ class ModelService:
 
 
 ModelService.add_asgi_middleware(ServiceMiddleware)
+
+
+def _identity() -> tuple[str, str]:
+    """The answered request's (id, traffic); a new id when called outside the middleware (in-process calls)."""
+    return REQUEST.get(None) or (uuid.uuid4().hex, PRODUCTION)
 
 
 class ColumnBatcher:

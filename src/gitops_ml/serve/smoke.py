@@ -1,10 +1,13 @@
 """Smoke test of a running service over HTTP: health, identity, well-formed predictions, the contract.
 
 Used by ``gitops-ml smoke URL`` locally and by the level-2 workflows against the freshly built bento.
+Every request it sends carries ``X-Gitops-ML-Traffic: smoke``: the service logs those rows as smoke
+traffic, which drift and ``feedback join`` leave out (only production traffic counts).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -16,6 +19,9 @@ from .. import tracking
 from ..config import Spec
 from ..data import read_table
 from ..errors import GitopsMLError
+
+TRAFFIC_HEADER = "X-Gitops-ML-Traffic"  # the service's marker of traffic that is not production
+SMOKE_HEADERS = {TRAFFIC_HEADER: "smoke"}
 
 
 @dataclass(frozen=True)
@@ -54,11 +60,12 @@ class Answer:
         return json.loads(self.body)
 
 
-def call(url: str, method: str = "GET", payload=None, timeout: float = 30.0) -> Answer:
+def call(url: str, method: str = "GET", payload=None, timeout: float = 30.0,
+         headers: dict[str, str] | None = None) -> Answer:
     """One HTTP request; an HTTP error status is an answer, not an exception."""
     data = payload if payload is None or isinstance(payload, bytes) else json.dumps(payload).encode()
-    headers = {"Content-Type": "application/json"} if data is not None else {}
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    sent = {"Content-Type": "application/json"} if data is not None else {}
+    request = urllib.request.Request(url, data=data, method=method, headers=sent | (headers or {}))
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return Answer(response.status, response.read(), _lower(response.headers))
@@ -70,12 +77,15 @@ def _lower(headers) -> dict[str, str]:
     return {key.lower(): value for key, value in headers.items()}
 
 
+probe = functools.partial(call, headers=SMOKE_HEADERS)  # what every smoke check sends
+
+
 def wait_ready(url: str, seconds: float) -> bool:
     """Poll ``/readyz`` for up to ``seconds``: a freshly started bento needs a few."""
     deadline = time.monotonic() + seconds
     while True:
         try:
-            if call(f"{url}/readyz", timeout=5).status == 200:
+            if probe(f"{url}/readyz", timeout=5).status == 200:
                 return True
         except OSError:
             pass
@@ -116,9 +126,9 @@ def _run_checks(spec: Spec, url: str, result: SmokeResult, expect_version: int |
                 expect_fingerprint: str | None, rows: int, wait: float) -> None:
     if not result.check("readyz", wait_ready(url, wait), f"GET {url}/readyz"):
         return
-    live = call(f"{url}/livez")
+    live = probe(f"{url}/livez")
     result.check("livez", live.status == 200, f"status {live.status}")
-    meta = call(f"{url}/metadata")
+    meta = probe(f"{url}/metadata")
     if not result.check("metadata", meta.status == 200, f"status {meta.status}"):
         return
     metadata = meta.json()
@@ -128,13 +138,17 @@ def _run_checks(spec: Spec, url: str, result: SmokeResult, expect_version: int |
 
     columns = [c["name"] for c in metadata["contract"]["columns"]]
     records = sample_rows(spec, columns, max(rows, 2))
-    single = call(f"{url}/predict", "POST", records[0])
+    single = probe(f"{url}/predict", "POST", records[0])
     result.check("predict", single.status == 200 and _well_formed(single.json(), metadata),
                  f"status {single.status}: {single.body[:200].decode(errors='replace')}")
     result.check("identity headers", single.headers.get("x-model-version") == str(result.model_version)
                  and single.headers.get("x-data-fingerprint") == result.data_fingerprint,
                  f"x-model-version {single.headers.get('x-model-version')!r}")
-    batch = call(f"{url}/predict_batch", "POST", records)
+    request_id = single.headers.get("x-request-id", "")
+    result.check("request id", bool(request_id) and single.status == 200
+                 and single.json().get("request_id") == request_id,
+                 f"x-request-id {request_id!r}")
+    batch = probe(f"{url}/predict_batch", "POST", records)
     answers = batch.json() if batch.status == 200 else []
     result.check("predict_batch", batch.status == 200 and len(answers) == len(records)
                  and all(_well_formed(a, metadata) for a in answers),
@@ -166,10 +180,10 @@ def _check_identity(spec: Spec, result: SmokeResult, metadata: dict, expect_vers
 def _check_contract(url: str, result: SmokeResult, record: dict, column: str) -> None:
     """A record missing a field must get a 400 naming it, and the service must keep answering."""
     broken = {k: v for k, v in record.items() if k != column}
-    answer = call(f"{url}/predict", "POST", broken)
+    answer = probe(f"{url}/predict", "POST", broken)
     result.check("bad request refused", 400 <= answer.status < 500 and column.encode() in answer.body,
                  f"missing '{column}': status {answer.status}")
-    again = call(f"{url}/predict", "POST", record)
+    again = probe(f"{url}/predict", "POST", record)
     result.check("serves after a bad request", again.status == 200, f"status {again.status}")
 
 
