@@ -170,3 +170,23 @@ def baked_repository(tmp_path: Path):
         return repository(bake(tmp_path, **answers))
 
     return make
+
+
+# -- object storage: a real S3 API on 127.0.0.1 (tests/support/s3.py) ---------------------------------
+@pytest.fixture(scope="module")
+def s3_server():
+    """moto's S3 server on a free port of 127.0.0.1 with the test bucket made; stopped after the module."""
+    from tests.support.s3 import s3_server as start
+
+    with start() as server:
+        yield server
+
+
+@pytest.fixture
+def s3(s3_server):
+    """The S3 server, emptied for this test, with this process's credentials and endpoint pointing at it."""
+    from tests.support.s3 import s3_environment
+
+    s3_server.reset()
+    with s3_environment(s3_server.endpoint, s3_server):
+        yield s3_server
