@@ -9,17 +9,14 @@ frame. Run: ``python -m bench.log_format [ROWS]``; docs/monitoring.md records th
 from __future__ import annotations
 
 import gzip
-import io
 import sys
 import time
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from gitops_ml.serve.inference_log import LogWriter, _Batch, _frame, _parse_line, utc_timestamp
+from gitops_ml.serve.inference_log import LogWriter, _Batch, _frame, _parquet_frame, _parse_line, utc_timestamp
 
-from .serving import EXAMPLE  # noqa: F401 - the example data the other rows use
+from .serving import EXAMPLE
 
 OBJECTS = 100
 
@@ -56,7 +53,7 @@ def measure(rows: int) -> dict[str, dict[str, float]]:
 
     started = time.perf_counter()
     records = [r for data in objects for r in map(_parse_line, data.decode().splitlines()) if r]
-    _frame(records)
+    _frame([pd.DataFrame.from_records(records)])
     jsonl_read = time.perf_counter() - started
     del records
     started = time.perf_counter()
@@ -68,21 +65,12 @@ def measure(rows: int) -> dict[str, dict[str, float]]:
                            "read_s": jsonl_read + gunzip}
     writer.close()
 
+    # Parquet as the writer makes it (zstd, features a struct) and as read_log reads it back.
     started = time.perf_counter()
-    tables = []
-    for i in range(0, len(calls), per_object):
-        part = calls[i:i + per_object]
-        names = part[0].names
-        columns = {name: [v for b in part for v in b.columns[k]] for k, name in enumerate(names)}
-        columns["prediction"] = [v for b in part for v in b.predictions]
-        columns["probability"] = [v for b in part for v in b.probabilities]
-        columns["timestamp"] = [b.timestamp for b in part for _ in range(b.rows)]
-        sink = io.BytesIO()
-        pq.write_table(pa.table(columns), sink)
-        tables.append(sink.getvalue())
+    tables = [writer._parquet(calls[i:i + per_object]) for i in range(0, len(calls), per_object)]
     parquet_write = time.perf_counter() - started
     started = time.perf_counter()
-    pd.concat([pq.read_table(io.BytesIO(data)).to_pandas() for data in tables], ignore_index=True)
+    _frame([_parquet_frame(data) for data in tables])
     parquet_read = time.perf_counter() - started
     results["parquet"] = {"bytes": sum(map(len, tables)), "write_s": parquet_write, "read_s": parquet_read}
     return results

@@ -34,15 +34,14 @@ def writer(location: str = LOCATION, **options) -> LogWriter:
 
 
 def objects(s3, prefix: str = "churn/inference/") -> list[str]:
-    return [key for key in s3.keys(prefix=prefix) if key.endswith(".jsonl")]
+    return [key for key in s3.keys(prefix=prefix) if key.endswith(".parquet")]
 
 
 def test_rows_become_whole_objects_rotated_by_size(s3):
-    log = writer(rotate_bytes=600)  # a line is about 250 bytes: three rows make an object
+    log = writer(rotate_bytes=150)  # estimated from the last object (at first 64 bytes a row): 3 rows are past it
     for _ in range(4):
         assert log.submit([ROW] * 3, [1, 0, 1], [0.9, 0.1, 0.7]) == 3
-        assert log.flush(30)
-    log.close()
+    log.close()  # no flush between the calls: the size alone rotates
     keys = objects(s3)
     assert len(keys) == 4 and log.written == 12 and log.dropped == 0
     # One partition a day; names unique to the process; nothing but whole objects.
@@ -78,12 +77,12 @@ def test_the_window_lists_names_and_downloads_only_what_is_inside(s3, monkeypatc
     client = s3.client()
     # Ten days old, by its name and by its partition: never downloaded by a 7-day window.
     client.put_object(Bucket=BUCKET, Key=f"churn/inference/dt={old_day}/predictions-{old_stamp}-{old_stamp}"
-                                         f"-otherhost-1-0000aaaa-1.jsonl", Body=body)
-    # Inside the window but not JSON Lines: skipped whole and counted, the rest still read.
+                                         f"-otherhost-1-0000aaaa-1.parquet", Body=body)
+    # Inside the window but cut in half (a truncated upload): skipped whole and counted, the rest still read.
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     today = datetime.now(UTC).strftime("%Y-%m-%d")
     client.put_object(Bucket=BUCKET, Key=f"churn/inference/dt={today}/predictions-{stamp}-{stamp}"
-                                         f"-otherhost-1-0000bbbb-1.jsonl", Body=b'{"timestamp": "2026-\x00\xff')
+                                         f"-otherhost-1-0000bbbb-1.parquet", Body=body[: len(body) // 2])
     # Not a log object at all: ignored.
     client.put_object(Bucket=BUCKET, Key=f"churn/inference/dt={today}/notes.txt", Body=b"hello")
 
@@ -146,19 +145,19 @@ def test_storage_down_with_a_full_buffer_counts_what_it_drops(s3):
 
 def test_slow_storage_does_not_hold_up_predictions(s3):
     proxy = StorageProxy(s3.port).up()
-    proxy.delay = 1.5  # every request to S3 waits
+    proxy.delay = 0.5  # every request to S3 waits
     try:
         with s3_environment(proxy.endpoint, s3):
             log = writer(rotate_bytes=300)  # an object per call: many slow uploads queue up
-            accepted = [log.submit([ROW] * 2, [1, 0]) for _ in range(20)]
+            accepted = [log.submit([ROW] * 2, [1, 0]) for _ in range(8)]
             # Every call was taken at once, before the first slow upload could finish.
-            assert accepted == [2] * 20 and log.written == 0
+            assert accepted == [2] * 8 and log.written == 0
             assert log.flush(120)
             log.close()
     finally:
         proxy.down()
-    assert proxy.delayed >= 1 and log.written == 40 and log.dropped == 0
-    assert read_log(LOCATION).rows == 40
+    assert proxy.delayed >= 1 and log.written == 16 and log.dropped == 0
+    assert read_log(LOCATION).rows == 16
 
 
 def test_a_missing_bucket_is_counted_by_the_writer_and_named_by_the_reader(s3, project):

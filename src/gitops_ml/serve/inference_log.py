@@ -54,7 +54,7 @@ logger = logging.getLogger("gitops_ml.inference_log")
 
 FILE_PATTERN = re.compile(r"^predictions-(\d{8}T\d{6})-(\d+)-(\d+)\.jsonl$")
 OBJECT_PATTERN = re.compile(
-    r"^predictions-(\d{8}T\d{6})-(\d{8}T\d{6})-([A-Za-z0-9.-]+)-(\d+)-([0-9a-f]{8})-(\d+)\.jsonl$")
+    r"^predictions-(\d{8}T\d{6})-(\d{8}T\d{6})-([A-Za-z0-9.-]+)-(\d+)-([0-9a-f]{8})-(\d+)\.parquet$")
 PARTITION_PATTERN = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
 NAME_TIME = "%Y%m%dT%H%M%S"
 META_COLUMNS = ("prediction", "probability", "timestamp", "model_version")
@@ -206,6 +206,7 @@ class LogWriter:
         self._on_drop = on_drop
         self._on_write = on_write
         self._on_upload_error = on_upload_error
+        self._model_name, self._model_version, self._fingerprint = model_name, int(model_version), data_fingerprint
         # The prefix every line shares, serialised once.
         self._shared = (
             f'"model_name": {json.dumps(model_name)}, "model_version": {int(model_version)}, '
@@ -227,8 +228,9 @@ class LogWriter:
         self.objects: list[str] = []  # objects uploaded
         # Object stores: the staged file and the sealed ones waiting for the uploader.
         self._name = f"{_host()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self._staged: list[str] = []
-        self._staged_bytes = 0
+        self._staged: list[_Batch] = []
+        self._staged_bytes = 0  # estimated: rows times the bytes a row took in the last object
+        self._row_bytes = 64.0
         self._staged_rows = 0
         self._staged_first: datetime | None = None
         self._staged_last: datetime | None = None
@@ -394,14 +396,13 @@ class LogWriter:
         for batch in batches:
             if self._staged_rows and time.monotonic() - self._staged_since >= self.rotate_seconds:
                 self._seal()
-            text = self._lines(batch)
             moment = _parse_stamp(batch.timestamp)
             if not self._staged_rows:
                 self._staged_since = time.monotonic()
                 self._staged_first = moment
-            self._staged.append(text)
-            self._staged_bytes += len(text)
+            self._staged.append(batch)
             self._staged_rows += batch.rows
+            self._staged_bytes = int(self._staged_rows * self._row_bytes)
             self._staged_last = moment
             if self._staged_bytes >= self.rotate_bytes or self._staged_rows >= max(1, self.capacity // 2):
                 self._seal()
@@ -413,13 +414,57 @@ class LogWriter:
         self._file_count += 1
         first, last = self._staged_first, self._staged_last
         name = (f"predictions-{first.strftime(NAME_TIME)}-{last.strftime(NAME_TIME)}-{self._name}-"
-                f"{self._file_count}.jsonl")
+                f"{self._file_count}.parquet")
         path = f"{self.root}/dt={first.strftime('%Y-%m-%d')}/{name}"
-        sealed = _Object(path, "".join(self._staged).encode("utf-8"), self._staged_rows)
+        try:
+            data = self._parquet(self._staged)
+        except Exception as exc:  # values Arrow cannot type: lose these rows, say why, keep serving
+            rows = self._staged_rows
+            self._staged, self._staged_bytes, self._staged_rows = [], 0, 0
+            self._release(rows)
+            self._drop(rows, "encode_failed", _describe_error(exc))
+            return
+        self._row_bytes = max(1.0, len(data) / self._staged_rows)
+        sealed = _Object(path, data, self._staged_rows)
         self._staged, self._staged_bytes, self._staged_rows = [], 0, 0
         with self._upload_condition:
             self._uploads.append(sealed)
             self._upload_condition.notify_all()
+
+    def _parquet(self, batches: list[_Batch]) -> bytes:
+        """The staged rows as one Parquet file: the fields of a JSON Lines row, ``features`` a struct."""
+        import io
+
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        names = list(dict.fromkeys(name for batch in batches for name in batch.names))
+        features = []
+        for name in names:
+            values = []
+            for batch in batches:
+                if name in batch.names:
+                    values.extend(batch.columns[batch.names.index(name)])
+                else:
+                    values.extend([None] * batch.rows)
+            features.append(_arrow(values))
+        rows = sum(batch.rows for batch in batches)
+        stamps = pa.array([_parse_stamp(batch.timestamp) for batch in batches for _ in range(batch.rows)],
+                          pa.timestamp("us", tz="UTC"))
+        table = pa.table({
+            "timestamp": stamps,
+            "model_name": pa.array([self._model_name] * rows, pa.string()),
+            "model_version": pa.array([self._model_version] * rows, pa.int64()),
+            "data_fingerprint": pa.array([self._fingerprint] * rows, pa.string()),
+            "features": pa.StructArray.from_arrays(features, names) if names
+            else pa.array([{}] * rows, pa.struct([])),
+            "prediction": _arrow([v for batch in batches for v in batch.predictions]),
+            "probability": pa.array([v for batch in batches for v in batch.probabilities], pa.float64(),
+                                    from_pandas=True),
+        })
+        sink = io.BytesIO()
+        pq.write_table(table, sink, compression="zstd")
+        return sink.getvalue()
 
     def _upload_loop(self) -> None:
         while True:
@@ -488,6 +533,17 @@ class LogWriter:
         return False
 
 
+def _arrow(values: list):
+    """An Arrow array of a column's values; NaN as null; a column Arrow cannot type as one kind, as text."""
+    import pyarrow as pa
+
+    try:
+        return pa.array(values, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v) for v in values],
+                        pa.string())
+
+
 def _parse_stamp(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
@@ -553,43 +609,53 @@ def read_log(location: str, since: datetime | None = None, model_version: int | 
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
     records: list[dict] = []
+    frames: list[pd.DataFrame] = []
     corrupt = corrupt_objects = 0
     fs, entries, outside = _log_entries(location, since)
     for path, whole in entries:
-        kept, bad_lines = _read_entry(fs, path, whole, location)
-        if whole and bad_lines:
-            corrupt_objects += 1
-            logger.warning("inference log %s: skipped corrupt object %s (%d line(s) that do not parse)",
-                           location, path.rsplit("/", 1)[-1], bad_lines)
+        data = _download(fs, path, location)
+        if data is None:
             continue
+        if whole:
+            part = _parquet_frame(data)
+            if part is None:
+                corrupt_objects += 1
+                logger.warning("inference log %s: skipped corrupt object %s (not a Parquet file of the log's fields)",
+                               location, path.rsplit("/", 1)[-1])
+                continue
+            frames.append(part)
+            continue
+        kept, bad_lines = _parse_text(data)
         corrupt += bad_lines
-        for record in kept:
-            if model_version is not None and record["model_version"] != model_version:
-                continue
-            if since is not None and record["timestamp"] < since:
-                continue
-            records.append(record)
-    frame = _frame(records)
+        records.extend(kept)
+    if records:
+        frames.append(pd.DataFrame.from_records(records))
+    frame = _frame(frames)
+    if model_version is not None:
+        frame = frame[frame["model_version"] == model_version]
+    if since is not None:
+        frame = frame[frame["timestamp"] >= pd.Timestamp(since)]
+    frame = frame.reset_index(drop=True)
     return LogRead(frame=frame, rows=len(frame), corrupt_lines=corrupt, files=len(entries),
                    corrupt_objects=corrupt_objects, outside_window=outside,
                    read_names=tuple(path for path, _ in entries))
 
 
-def _read_entry(fs, path: str, whole: bool, location: str) -> tuple[list[dict], int]:
-    """The parsed records of one file or object, and how many non-empty lines did not parse."""
-    records, bad = [], 0
+def _download(fs, path: str, location: str) -> bytes | None:
+    """A file's or object's bytes; None when it went between the listing and the read (a retention rule)."""
     try:
         with fs.open(path, "rb") as handle:
-            data = handle.read()
-    except FileNotFoundError:  # gone between the listing and the read (a retention rule)
-        return [], 0
+            return handle.read()
+    except FileNotFoundError:
+        return None
     except Exception as exc:
         raise LogLocationError(f"inference log {location}: cannot read {path}: {_describe_error(exc)}") from None
-    try:
-        text = data.decode("utf-8", errors="strict" if whole else "replace")
-    except UnicodeDecodeError:  # an object that is not text at all
-        return [], max(1, data.count(b"\n"))
-    for raw in text.splitlines():
+
+
+def _parse_text(data: bytes) -> tuple[list[dict], int]:
+    """The records of a JSON Lines file, and how many non-empty lines did not parse."""
+    records, bad = [], 0
+    for raw in data.decode("utf-8", errors="replace").splitlines():
         record = _parse_line(raw)
         if record is None:
             if raw.strip():
@@ -597,6 +663,27 @@ def _read_entry(fs, path: str, whole: bool, location: str) -> tuple[list[dict], 
             continue
         records.append(record)
     return records, bad
+
+
+def _parquet_frame(data: bytes) -> pd.DataFrame | None:
+    """An uploaded object as flat columns (features, prediction, probability, timestamp, model_version);
+    None when it is not a Parquet file holding the log's fields."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(io.BytesIO(data))
+        features = table.column("features").combine_chunks()
+        if not pa.types.is_struct(features.type):
+            return None
+        columns = {features.type.field(i).name: features.field(i) for i in range(features.type.num_fields)}
+        for name in ("prediction", "probability", "timestamp", "model_version"):
+            columns[name] = table.column(name)
+        return pa.table(columns).to_pandas()
+    except (pa.ArrowException, KeyError, ValueError, OSError):
+        return None
 
 
 def _log_entries(location: str, since: datetime | None) -> tuple[object, list[tuple[str, bool]], int]:
@@ -687,16 +774,17 @@ def _parse_line(raw: str) -> dict | None:
         return None
 
 
-def _frame(records: list[dict]) -> pd.DataFrame:
-    if not records:
+def _frame(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    frames = [frame for frame in frames if len(frame)]
+    if not frames:
         return pd.DataFrame({
             "prediction": pd.Series(dtype=object), "probability": pd.Series(dtype=float),
             "timestamp": pd.Series(dtype="datetime64[ns, UTC]"), "model_version": pd.Series(dtype="int64"),
         })
-    frame = pd.DataFrame.from_records(records)
+    frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     features = [c for c in frame.columns if c not in META_COLUMNS]
     frame = frame[[*features, *META_COLUMNS]]
-    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True).astype("datetime64[ns, UTC]")
     frame["probability"] = pd.to_numeric(frame["probability"], errors="coerce")
     frame["model_version"] = frame["model_version"].astype("int64")
     return frame.sort_values("timestamp", kind="stable").reset_index(drop=True)
