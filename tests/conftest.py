@@ -110,8 +110,9 @@ def copy_project(source: Path, destination: Path) -> Path:
 class MlflowServer:
     """A real ``mlflow server`` on 127.0.0.1, in its own process group."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, artifacts: str | None = None):
         self.folder = folder
+        self.artifacts = artifacts  # an artifact destination URI (s3://...); default a folder beside the store
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
@@ -132,7 +133,7 @@ class MlflowServer:
                 "--backend-store-uri",
                 f"sqlite:///{self.folder / 'mlflow.db'}",
                 "--artifacts-destination",
-                str(self.folder / "artifacts"),
+                self.artifacts or str(self.folder / "artifacts"),
                 "--workers",
                 "1",
             ],

@@ -439,23 +439,26 @@ class LogWriter:
         import pyarrow.parquet as pq
 
         names = list(dict.fromkeys(name for batch in batches for name in batch.names))
+        positions = [dict(zip(batch.names, batch.columns, strict=True)) for batch in batches]
         features = []
         for name in names:
             values = []
-            for batch in batches:
-                if name in batch.names:
-                    values.extend(batch.columns[batch.names.index(name)])
-                else:
-                    values.extend([None] * batch.rows)
+            for batch, columns in zip(batches, positions, strict=True):
+                values.extend(columns[name] if name in columns else [None] * batch.rows)
             features.append(_arrow(values))
         rows = sum(batch.rows for batch in batches)
-        stamps = pa.array([_parse_stamp(batch.timestamp) for batch in batches for _ in range(batch.rows)],
-                          pa.timestamp("us", tz="UTC"))
+        import numpy as np
+
+        # One timestamp a call, repeated; the fields every row shares as one-entry dictionaries.
+        micros = np.repeat(np.array([int(_parse_stamp(b.timestamp).timestamp() * 1e6) for b in batches], "int64"),
+                           [b.rows for b in batches])
+        stamps = pa.array(micros, pa.timestamp("us", tz="UTC"))
+        zeros = pa.array(np.zeros(rows, "int32"))
         table = pa.table({
             "timestamp": stamps,
-            "model_name": pa.array([self._model_name] * rows, pa.string()),
-            "model_version": pa.array([self._model_version] * rows, pa.int64()),
-            "data_fingerprint": pa.array([self._fingerprint] * rows, pa.string()),
+            "model_name": pa.DictionaryArray.from_arrays(zeros, pa.array([self._model_name])),
+            "model_version": pa.array(np.full(rows, self._model_version, "int64")),
+            "data_fingerprint": pa.DictionaryArray.from_arrays(zeros, pa.array([self._fingerprint])),
             "features": pa.StructArray.from_arrays(features, names) if names
             else pa.array([{}] * rows, pa.struct([])),
             "prediction": _arrow([v for batch in batches for v in batch.predictions]),
