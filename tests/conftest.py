@@ -110,8 +110,9 @@ def copy_project(source: Path, destination: Path) -> Path:
 class MlflowServer:
     """A real ``mlflow server`` on 127.0.0.1, in its own process group."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, artifacts: str | None = None):
         self.folder = folder
+        self.artifacts = artifacts  # an artifact destination URI (s3://...); default a folder beside the store
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
@@ -132,7 +133,7 @@ class MlflowServer:
                 "--backend-store-uri",
                 f"sqlite:///{self.folder / 'mlflow.db'}",
                 "--artifacts-destination",
-                str(self.folder / "artifacts"),
+                self.artifacts or str(self.folder / "artifacts"),
                 "--workers",
                 "1",
             ],
@@ -170,3 +171,23 @@ def baked_repository(tmp_path: Path):
         return repository(bake(tmp_path, **answers))
 
     return make
+
+
+# -- object storage: a real S3 API on 127.0.0.1 (tests/support/s3.py) ---------------------------------
+@pytest.fixture(scope="module")
+def s3_server():
+    """moto's S3 server on a free port of 127.0.0.1 with the test bucket made; stopped after the module."""
+    from tests.support.s3 import s3_server as start
+
+    with start() as server:
+        yield server
+
+
+@pytest.fixture
+def s3(s3_server):
+    """The S3 server, emptied for this test, with this process's credentials and endpoint pointing at it."""
+    from tests.support.s3 import s3_environment
+
+    s3_server.reset()
+    with s3_environment(s3_server.endpoint, s3_server):
+        yield s3_server

@@ -80,3 +80,25 @@ def test_unimportable_factory_names_the_field(tmp_path):
     rewrite(root, "gitops_ml.example.model:build_model", "gitops_ml.example.model:missing")
     with pytest.raises(ConfigError, match="field 'model_factory': cannot import"):
         load_spec(root).load_object("model_factory")
+
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ('log_rotate_age = "0s"', "field 'serving.log_rotate_age': Value error, expected a positive duration"),
+    ('log_rotate_age = "60"', "field 'serving.log_rotate_age': Value error, expected a positive duration"),
+    ('log_rotate_age = "2d"', "field 'serving.log_rotate_age': Value error, at most 24h"),
+    ('log_flush_timeout = "soon"', "field 'serving.log_flush_timeout': Value error, expected a positive duration"),
+    ("log_rotate_age = 60", "field 'serving.log_rotate_age': Input should be a valid string"),
+    ("log_rotate_minutes = 60", "field 'serving.log_rotate_minutes': Extra inputs are not permitted"),
+])
+def test_log_rotation_and_flush_settings_are_checked_naming_field_and_file(tmp_path, setting, message):
+    root = make_project(tmp_path / "p", extra=f"\n[tool.gitops-ml.serving]\n{setting}\n")
+    with pytest.raises(ConfigError) as raised:
+        load_spec(root)
+    assert str(raised.value).startswith(f"{root / 'pyproject.toml'}: ") and message in str(raised.value)
+
+
+def test_log_rotation_defaults_ship_a_quiet_service_s_rows_within_a_minute(tmp_path):
+    serving = load_spec(make_project(tmp_path / "p")).serving
+    assert (serving.log_rotate_seconds, serving.log_flush_seconds, serving.log_rotate_mb) == (60.0, 20.0, 16.0)
+    custom = load_spec(make_project(tmp_path / "q", extra='\n[tool.gitops-ml.serving]\nlog_rotate_age = "5m"\n'))
+    assert custom.serving.log_rotate_seconds == 300.0

@@ -248,7 +248,7 @@ def test_missing_log_is_empty_not_an_error(tmp_path):
 
 def test_full_queue_drops_and_counts_instead_of_blocking(tmp_path):
     dropped: list[int] = []
-    log = writer(tmp_path, capacity=5, on_drop=dropped.append)
+    log = writer(tmp_path, capacity=5, on_drop=lambda rows, reason: dropped.append(rows))
     started = time.perf_counter()
     assert log.submit([GOOD] * 8, [1] * 8) == 5
     assert time.perf_counter() - started < 0.5
@@ -283,9 +283,16 @@ def test_written_rows_are_on_disk_before_close(tmp_path):
     log.close()
 
 
-def test_uri_other_than_file_is_refused_with_the_location(tmp_path):
-    with pytest.raises(ValueError, match="s3://bucket/log"):
-        writer("s3://bucket/log")  # type: ignore[arg-type]
+def test_a_file_uri_appends_to_a_directory_and_other_uris_upload_whole_objects(tmp_path):
+    local = writer(f"file://{tmp_path / 'local'}")  # type: ignore[arg-type]
+    local.submit([GOOD], [1])
+    local.close()
+    assert local.local and [p.name.endswith(".jsonl") for p in (tmp_path / "local").iterdir()] == [True]
+    remote = writer(f"memory://{tmp_path.name}/log")  # type: ignore[arg-type]
+    remote.submit([GOOD] * 2, [1, 0])
+    remote.close()
+    assert not remote.local and len(remote.objects) == 1 and "/dt=" in remote.objects[0]
+    assert read_log(f"memory://{tmp_path.name}/log").rows == 2
 
 
 def test_columns_and_records_make_the_same_lines(tmp_path):

@@ -151,6 +151,49 @@ CASES = [
         "pypi provided for choice variable engine_source",
         "answer engine_source='pypi' refused",
     ),
+    (
+        "object-store-ftp",
+        {"object_store": "ftp"},
+        COOKIECUTTER,
+        "ftp provided for choice variable object_store",
+        "answer object_store='ftp' refused",
+    ),
+    # the inference log's bucket (issue 13 item 2): checked only when an object store is chosen
+    (
+        "bucket-with-capitals",
+        {"object_store": "s3", "object_store_bucket": "Acme-Logs"},
+        HOOK,
+        "object_store_bucket 'Acme-Logs' is not an S3 bucket name the inference log can go to (s3://Acme-Logs/...)",
+        "object_store_bucket 'Acme-Logs' is not an S3 bucket name",
+    ),
+    (
+        "bucket-with-underscore",
+        {"object_store": "gcs", "object_store_bucket": "acme_logs"},
+        HOOK,
+        "object_store_bucket 'acme_logs' is not a GCS bucket name the inference log can go to (gs://acme_logs/...)",
+        "object_store_bucket 'acme_logs' is not a GCS bucket name",
+    ),
+    (
+        "bucket-too-short",
+        {"object_store": "s3", "object_store_bucket": "ab"},
+        HOOK,
+        "object_store_bucket 'ab' is not an S3 bucket name",
+        "object_store_bucket 'ab' is not an S3 bucket name",
+    ),
+    (
+        "bucket-like-an-ip-address",
+        {"object_store": "s3", "object_store_bucket": "192.168.1.10"},
+        HOOK,
+        "object_store_bucket '192.168.1.10' is not an S3 bucket name",
+        "object_store_bucket '192.168.1.10' is not an S3 bucket name",
+    ),
+    (
+        "azure-container-with-a-dot",
+        {"object_store": "azure", "object_store_bucket": "acme.logs"},
+        HOOK,
+        "object_store_bucket 'acme.logs' is not an Azure container name the inference log can go to (az://acme.logs/...)",
+        "object_store_bucket 'acme.logs' is not an Azure container name",
+    ),
     # names derived from the one given (issue 15 item 16): the message names the answer typed
     (
         "quotes-in-name",

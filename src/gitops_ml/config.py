@@ -23,6 +23,13 @@ SECTION = "tool.gitops-ml"
 DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*")
 DEFAULT_STORE = ".mlflow"  # inside the project, ignored by git
 ENVIRONMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def seconds(duration: str) -> float:
+    """``90s``, ``5m``, ``2h`` in seconds (the text has been checked against ``DURATION``)."""
+    match = DURATION.fullmatch(duration)
+    return float(match.group(1)) * _SECONDS[match.group(2)]
 
 
 class _Section(BaseModel):
@@ -46,11 +53,15 @@ class Serving(_Section):
     max_batch_size: int = Field(default=1000, ge=1)
     """Most records one /predict_batch request may hold (a 400 above it); also the most rows one model call merges."""
     inference_log: str = "logs/inference"
-    """Directory (or fsspec URI) the served model appends its predictions to."""
+    """Where the served model logs its predictions: a directory, or an fsspec URI (``s3://``, ``gs://``,
+    ``az://``; the driver comes with the extra ``gitops-ml[s3]``, ``[gcs]`` or ``[azure]``)."""
     log_rotate_mb: float = Field(default=16.0, gt=0)
-    """A new log file past this size: small enough to ship and read in pieces."""
-    log_rotate_minutes: float = Field(default=60.0, gt=0)
-    """A new log file after this long, so a quiet service still closes files for shipping."""
+    """A new log file (or object) past this size: small enough to upload and read in pieces."""
+    log_rotate_age: str = "60s"
+    """A new log file (or object) when its oldest row is this old (30s, 5m, 1h; at most 24h), so a quiet
+    service still ships its rows: on object storage nothing is readable before its object is uploaded."""
+    log_flush_timeout: str = "20s"
+    """On SIGTERM, how long the service may spend storing the rows it still holds before it exits."""
     log_queue_size: int = Field(default=10000, ge=1)
     """Rows waiting for the log writer; beyond it rows are dropped and counted, never blocking a request."""
     extra_fields: Literal["reject", "ignore"] = "reject"
@@ -60,6 +71,25 @@ class Serving(_Section):
     """Serving processes; one keeps a small model's memory low, raise it for CPU-bound models."""
     max_latency_ms: int = Field(default=10000, ge=100)
     """Sets the server's request timeout (this plus 30 s, at least 60 s); the batcher queues, never answers 503."""
+
+    @field_validator("log_rotate_age", "log_flush_timeout")
+    @classmethod
+    def _bounded_duration(cls, value: str, info) -> str:
+        # Checked when the spec is read, not when a served model first rotates.
+        match = DURATION.fullmatch(value)
+        if not match or float(match.group(1)) <= 0:
+            raise ValueError("expected a positive duration such as 30s, 5m or 1h")
+        if seconds(value) > 24 * 3600:
+            raise ValueError("at most 24h (the reader lists one day partition before its window)")
+        return value
+
+    @property
+    def log_rotate_seconds(self) -> float:
+        return seconds(self.log_rotate_age)
+
+    @property
+    def log_flush_seconds(self) -> float:
+        return seconds(self.log_flush_timeout)
 
 
 class Release(_Section):

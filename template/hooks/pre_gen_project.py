@@ -1,7 +1,7 @@
 """Check the answers before anything is written: a bad one stops the bake with a message that names
 the answer the user gave and says what a good one looks like, and cookiecutter leaves no folder behind.
 
-Choice questions (python_version, mlops_level, task, license, engine_source) are not checked here:
+Choice questions (python_version, mlops_level, task, license, engine_source, object_store) are not checked here:
 cookiecutter refuses a value outside a choice list itself, before any hook runs.
 
 Runs with the Python that runs cookiecutter: standard library only.
@@ -184,6 +184,26 @@ def check_cron(value: str) -> str | None:
     return None
 
 
+# S3 and GCS bucket names (3-63 lowercase letters, digits, hyphens and dots, a letter or digit at each end);
+# an Azure container takes no dots. The stricter rules (no "..", no IP address) are checked too.
+BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+STORE_SCHEMES = {"s3": "s3", "gcs": "gs", "azure": "az"}
+
+
+def check_bucket(value: str, store: str) -> str | None:
+    if store == "none":
+        return None  # not used: the log stays in a local directory
+    rule = (f"3 to 63 lowercase letters, digits{'' if store == 'azure' else ', dots'} and hyphens, starting and "
+            f"ending with a letter or digit, for example 'acme-churn-mlops'")
+    bad = (not BUCKET.match(value) or ".." in value or ".-" in value or "-." in value
+           or re.fullmatch(r"\d+\.\d+\.\d+\.\d+", value) or (store == "azure" and ("." in value or "--" in value)))
+    if not bad:
+        return None
+    label = {"s3": "an S3 bucket", "gcs": "a GCS bucket", "azure": "an Azure container"}[store]
+    return (f"object_store_bucket {value!r} is not {label} name the inference log can go to "
+            f"({STORE_SCHEMES[store]}://{value}/...): {rule}")
+
+
 def problems(rendered: dict, given: dict, defaults: dict) -> list[str]:
     answers = questions(rendered)
     # Answers carrying Jinja or line breaks are reported alone: what was derived from them says nothing more.
@@ -202,6 +222,7 @@ def problems(rendered: dict, given: dict, defaults: dict) -> list[str]:
         check_registry(answers["container_registry"]),
         check_tracking(answers["mlflow_tracking_uri"]),
         check_cron(answers["drift_schedule"]),
+        check_bucket(answers.get("object_store_bucket", ""), answers.get("object_store", "none")),
     ]
     return [message for message in found if message]
 

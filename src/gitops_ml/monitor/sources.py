@@ -48,6 +48,7 @@ class Rows:
     files: int = 1
     other_traffic: int = 0  # log rows inside the window marked as other traffic (smoke, checks): left out
     other_versions: int = 0  # log rows inside the window another model version answered: left out
+    corrupt_objects: int = 0  # inference-log objects skipped whole
 
     @property
     def rows_used(self) -> int:
@@ -65,6 +66,7 @@ class Rows:
             "invalid_checks": self.invalid_checks, "window": self.window,
             "since": self.since.isoformat() if self.since else None, "files": self.files,
             "other_traffic": self.other_traffic, "other_versions": self.other_versions,
+            "corrupt_objects": self.corrupt_objects,
         }
 
 
@@ -128,18 +130,22 @@ def read_file(spec: Spec, uri: str, window: str | None) -> Rows:
 
 def read_inference_log(spec: Spec, model_version: int, window: str | None) -> Rows:
     """What the environment's model was asked over the window, from the serving inference log."""
-    from ..serve.inference_log import read_log
+    from ..serve.inference_log import LogLocationError, read_log
 
     # Name what the user wrote: the --window option, or the spec's drift.window when it was not given.
     label = "--window" if window else "drift.window"
     window = window or spec.drift.window
     since = datetime.now(UTC) - parse_duration(window, label)
     location = spec.resolve(spec.serving.inference_log)
-    log = read_log(location, since=since, model_version=model_version)
+    try:
+        log = read_log(location, since=since, model_version=model_version)
+    except LogLocationError as exc:  # a missing driver, refused credentials, a missing bucket: exit 1
+        raise CheckFailed(f"[tool.gitops-ml.serving] inference_log: {exc}") from None
     frame = sample(log.frame, spec.drift.max_rows, spec.seed)
     return Rows(frame=frame, source=location, kind="log", rows_read=log.rows, sampled=log.rows > len(frame),
                 corrupt_lines=log.corrupt_lines, window=window, since=since, files=log.files,
-                other_traffic=log.other_traffic, other_versions=log.other_versions)
+                other_traffic=log.other_traffic, other_versions=log.other_versions,
+                corrupt_objects=log.corrupt_objects)
 
 
 # -- the contract ---------------------------------------------------------------------------------

@@ -68,6 +68,12 @@ def slug(name: str) -> str:
 def package(spec: Spec, version: int | None = None, export_dir: Path | None = None) -> PackageResult:
     """Import ``version`` (default: the newest) into the BentoML store and build its bento; export it
     when ``export_dir`` is given."""
+    from .inference_log import missing_driver_message
+
+    # The bento pins the driver the engine has: without it the service could not write its log.
+    missing = missing_driver_message(spec.resolve(spec.serving.inference_log))
+    if missing:
+        raise PackagingError(missing)
     client = tracking.connect(spec)
     found = tracking.get_version(spec, client, version)
     with bentoml_store(bentoml_home(spec)):
@@ -160,7 +166,11 @@ def bento_config(spec: Spec, found: tracking.Version, model_tag: str) -> dict:
         "target": spec.target,
         "id_column": spec.id_column,
         "contract": contract,
-        "serving": spec.serving.model_dump(mode="json"),
+        # The service reads plain numbers: the bento does not ship the engine's duration parser.
+        "serving": spec.serving.model_dump(mode="json") | {
+            "log_rotate_seconds": spec.serving.log_rotate_seconds,
+            "log_flush_seconds": spec.serving.log_flush_seconds,
+        },
         "gitops_ml_version": __version__,
     }
 
@@ -200,7 +210,8 @@ def build_bento(config: dict):
                         "model_version": str(config["model_version"])},
                 description=f"{config['model_name']} v{config['model_version']}, "
                             f"served by gitops-ml {__version__}",
-                python={"packages": python_packages(model), "lock_packages": False},
+                python={"packages": python_packages(model, config["serving"]["inference_log"]),
+                        "lock_packages": False},
             )
         except Exception as exc:
             raise PackagingError(f"bentoml build of {tag} failed: {exc}") from exc
@@ -219,7 +230,7 @@ def write_build_context(context: Path, config: dict) -> None:
     (context / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-def python_packages(model) -> list[str]:
+def python_packages(model, inference_log: str = "") -> list[str]:
     """What the model needs (MLflow's pinned requirements of it) plus what the service imports."""
     requirements = Path(model.path_of("mlflow_model")) / "requirements.txt"
     lines = []
@@ -227,10 +238,18 @@ def python_packages(model) -> list[str]:
         lines = [line.strip() for line in requirements.read_text().splitlines()
                  if line.strip() and not line.startswith(("#", "-"))]
     named = {re.split(r"[<>=!~\[; ]", line, maxsplit=1)[0].lower().replace("_", "-") for line in lines}
-    for package_name in SERVICE_PACKAGES:
+    for package_name in (*SERVICE_PACKAGES, *storage_packages(inference_log)):
         if package_name not in named:
             lines.append(_pinned(package_name))
     return lines
+
+
+def storage_packages(inference_log: str) -> tuple[str, ...]:
+    """The fsspec driver the bento needs to write its log to an object store (s3fs for ``s3://``...)."""
+    from .inference_log import DRIVERS, protocol_of
+
+    driver = DRIVERS.get(protocol_of(inference_log))
+    return ("fsspec", driver[0]) if driver else ()
 
 
 def _pinned(package_name: str) -> str:

@@ -105,8 +105,9 @@ class Prediction(BaseModel):
     """Binary: probability of the positive class; multiclass: of the predicted class; regression: null."""
 
 
-def _log_counters() -> tuple[Any, Any]:
-    """(dropped, written) row counters, made in the serving worker.
+def _log_counters() -> dict[str, Any]:
+    """The inference log's counters, made in the serving worker: rows dropped (with the reason), rows
+    written, uploads that failed.
 
     prometheus_client is imported here, not at the top: BentoML sets ``PROMETHEUS_MULTIPROC_DIR`` in
     the worker after importing this module, and only then do the counters reach ``/metrics``
@@ -114,13 +115,20 @@ def _log_counters() -> tuple[Any, Any]:
     """
     import prometheus_client
 
-    dropped = prometheus_client.Counter(
-        "gitops_ml_inference_log_dropped_rows",
-        "Served rows the inference log dropped because its queue was full or the disk failed",
-    )
-    written = prometheus_client.Counter(
-        "gitops_ml_inference_log_written_rows", "Served rows written to the inference log")
-    return dropped, written
+    return {
+        "dropped": prometheus_client.Counter(
+            "gitops_ml_inference_log_dropped_rows",
+            "Served rows the inference log lost: its buffer was full, the disk failed, or storage did not take "
+            "them before shutdown"),
+        "dropped_by_reason": prometheus_client.Counter(
+            "gitops_ml_inference_log_lost_rows", "Served rows the inference log lost, by reason",
+            ["reason"]),
+        "written": prometheus_client.Counter(
+            "gitops_ml_inference_log_written_rows", "Served rows written to the inference log"),
+        "upload_errors": prometheus_client.Counter(
+            "gitops_ml_inference_log_upload_failures",
+            "Uploads of inference-log objects that failed (each is retried with backoff)"),
+    }
 
 
 # What /metadata and the response headers say; the service adds the model's classes when it loads.
@@ -270,7 +278,12 @@ class ModelService:
         classes = getattr(self.model, "classes_", None)
         METADATA["classes"] = None if classes is None else classes.tolist()
         location = os.environ.get(LOG_ENV) or SERVING["inference_log"]
-        dropped, written = _log_counters()
+        counters = _log_counters()
+
+        def dropped(rows: int, reason: str) -> None:
+            counters["dropped"].inc(rows)
+            counters["dropped_by_reason"].labels(reason=reason).inc(rows)
+
         self.log = LogWriter(
             location,
             model_name=CONFIG["model_name"],
@@ -278,13 +291,15 @@ class ModelService:
             data_fingerprint=CONFIG["data_fingerprint"],
             capacity=int(SERVING["log_queue_size"]),
             rotate_bytes=int(float(SERVING["log_rotate_mb"]) * 2**20),
-            rotate_seconds=float(SERVING.get("log_rotate_minutes", 60)) * 60,
-            on_drop=dropped.inc,
-            on_write=written.inc,
+            rotate_seconds=float(SERVING.get("log_rotate_seconds", 60)),
+            on_drop=dropped,
+            on_write=counters["written"].inc,
+            on_upload_error=lambda reason: counters["upload_errors"].inc(),
         )
-        METADATA["inference_log"] = str(self.log.directory.resolve())
+        self.flush_seconds = float(SERVING.get("log_flush_seconds", 20))
+        METADATA["inference_log"] = str(self.log.directory.resolve()) if self.log.local else self.log.location
         logger.info("serving %s v%s; inference log in %s", CONFIG["model_name"], CONFIG["model_version"],
-                    self.log.directory)
+                    METADATA["inference_log"])
 
     @bentoml.api(route="/predict")
     async def predict(self, record: Record, /) -> Prediction:  # type: ignore[valid-type]
@@ -331,7 +346,11 @@ class ModelService:
 
     @bentoml.on_shutdown
     def close_log(self) -> None:
-        self.log.close()
+        """On SIGTERM (BentoML's shutdown): store the rows still held, within ``log_flush_timeout``."""
+        held = self.log.pending
+        self.log.close(self.flush_seconds)
+        logger.info("inference log %s: closed; %d row(s) were held at shutdown, %d written in all, %d lost in all",
+                    METADATA["inference_log"], held, self.log.written, self.log.dropped)
 
 
 ModelService.add_asgi_middleware(ServiceMiddleware)
