@@ -627,8 +627,9 @@ def read_log(location: str, since: datetime | None = None, model_version: int | 
     ``frame`` has one column per feature plus ``prediction``, ``probability``, ``timestamp``
     (tz-aware UTC), ``model_version``, ``request_id`` and ``traffic``. Only rows of ``traffic``
     (production by default; None: every row) are kept, the others counted. In local files, lines
-    that do not parse (a crash's partial last line, a hand edit) are skipped and counted. Uploaded objects are whole by construction: one
-    with a line that does not parse is skipped whole and counted. With ``since``, only the day
+    that do not parse (a crash's partial last line, a hand edit) are skipped and counted. Uploaded
+    objects are whole by construction: one with a line that does not parse is skipped whole and
+    counted. With ``since``, only the day
     partitions the window touches are listed, and only objects whose last row is inside it are
     downloaded; each object is read once. A missing directory or prefix gives an empty frame; a
     location the storage refuses (credentials, a missing bucket) raises ``LogLocationError``.
