@@ -192,11 +192,3 @@ def _record(client: MlflowClient, spec: Spec, version: tracking.Version, result:
     # Always written, so a version evaluated again without slices does not keep stale groups.
     client.set_model_version_tag(name, number, tracking.TAG_SLICES, json.dumps(recorded, sort_keys=True))
 
-
-def recorded_slices(version: tracking.Version) -> dict | None:
-    """What evaluate recorded per group on ``version`` (candidate and baseline), or None."""
-    try:
-        recorded = json.loads(version.tags.get(tracking.TAG_SLICES) or "null")
-    except json.JSONDecodeError:
-        return None
-    return recorded if isinstance(recorded, dict) and recorded.get("candidate") else None

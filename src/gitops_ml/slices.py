@@ -10,12 +10,14 @@ the gates and the gaps.
 from __future__ import annotations
 
 import functools
+import json
 import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from . import tracking
 from .config import Slices, Spec
 from .metrics import higher_is_better
 
@@ -105,6 +107,16 @@ class SliceReport:
         )
 
 
+def recorded(version: tracking.Version) -> dict | None:
+    """What evaluate recorded per group on ``version``: ``candidate`` and ``baseline`` reports (as
+    dicts), ``against`` and ``baseline_version``; None when it recorded no groups."""
+    try:
+        found = json.loads(version.tags.get(tracking.TAG_SLICES) or "null")
+    except json.JSONDecodeError:
+        return None
+    return found if isinstance(found, dict) and found.get("candidate") else None
+
+
 def group_labels(frame: pd.DataFrame, column: str, config: Slices) -> pd.Series:
     """Each row's group in ``column``: its bin for a numeric column, its value otherwise, as text."""
     values = frame[column]
@@ -187,10 +199,10 @@ def _group(spec: Spec, column: str, value: str, row: pd.Series) -> Group:
     metric = _number(row["metric"])
     rate = _number(row["positive_rate"]) if "positive_rate" in row else None
     if rows < spec.slices.min_rows:
-        note = f"too small to judge: {rows} rows, fewer than slices.min_rows ({spec.slices.min_rows})"
+        note = f"too small to judge ({rows} rows < min_rows {spec.slices.min_rows})"
         return Group(column, value, rows, metric, rate, judged=False, note=note)
     if metric is None:
-        note = f"too small to judge: {spec.metric} is undefined on these rows (one class only)"
+        note = f"too small to judge ({spec.metric} undefined: one class only)"
         return Group(column, value, rows, None, rate, judged=False, note=note)
     return Group(column, value, rows, metric, rate)
 
@@ -284,3 +296,48 @@ def gates(config: Slices, report: SliceReport | None) -> tuple[list[SliceGate], 
                                    "demographic_parity_difference", config.max_parity_difference, difference,
                                    difference <= config.max_parity_difference, "parity"))  # fmt: skip
     return found, notices
+
+
+# -- tables every reader shares (the command line, the step summary, the card, the pull request) ------
+def table(report: SliceReport, baseline: SliceReport | None = None) -> tuple[list[str], list[tuple]]:
+    """Headers and rows of the per-group table; numbers as floats (None: not computed)."""
+    headers = ["column", "group", "rows", report.metric]
+    binary = any(g.positive_rate is not None for c in report.columns for g in c.groups)
+    if baseline is not None:
+        headers.append(f"{report.metric} now")
+    if binary:
+        headers.append("positive rate")
+    headers.append("judged")
+    rows = []
+    for column in report.columns:
+        before = baseline.column(column.column) if baseline is not None else None
+        earlier = {g.value: g for g in before.groups} if before is not None else {}
+        for group in column.groups:
+            row: list = [column.column, group.value, group.rows, group.metric]
+            if baseline is not None:
+                row.append(earlier[group.value].metric if group.value in earlier else None)
+            if binary:
+                row.append(group.positive_rate)
+            row.append("yes" if group.judged else group.note)
+            rows.append(tuple(row))
+    return headers, rows
+
+
+def gap_rows(report: SliceReport) -> list[tuple]:
+    """Per column: best and worst judged group, the metric's gap and the positive-rate gap."""
+    rows = []
+    for column in report.columns:
+        ends = column.best_and_worst(report.metric)
+        best, worst = (ends[0].value, ends[1].value) if ends else ("", "")
+        rows.append((column.column, best, worst, column.gap, column.parity_difference, len(column.too_small)))
+    return rows
+
+
+GAP_HEADERS = ["column", "best group", "worst group", "metric gap", "positive-rate gap", "too small to judge"]
+
+
+def number(value: object) -> str:
+    """A table cell for Markdown: four decimals, '—' for nothing."""
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return "—" if value is None else str(value)
