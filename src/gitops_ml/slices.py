@@ -341,3 +341,44 @@ def number(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
     return "—" if value is None else str(value)
+
+
+# -- drift: who the traffic comes from --------------------------------------------------------------
+@dataclass(frozen=True)
+class ShareShift:
+    """One group's share of the rows at training and in current traffic."""
+
+    column: str
+    group: str
+    reference: float
+    current: float
+    threshold: float
+
+    @property
+    def change(self) -> float:
+        return self.current - self.reference
+
+    @property
+    def moved(self) -> bool:
+        # A hair under the threshold counts: 0.05 -> 0.15 is a move of 0.1 in decimal, 0.09999... in binary.
+        return abs(self.change) >= self.threshold - 1e-9
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "change": self.change, "moved": self.moved}
+
+
+def share_shifts(config: Slices, reference: pd.DataFrame, current: pd.DataFrame) -> list[ShareShift]:
+    """Per slice column and group, the share of training rows against the share of current rows.
+
+    A group that grew from 5 % to 40 % of traffic matters even when every feature's distribution
+    passes its drift test: the overall metric then averages over another mix of groups.
+    """
+    found = []
+    for column in config.columns:
+        if column not in reference.columns or column not in current.columns:
+            continue
+        before, now = group_shares(reference, column, config), group_shares(current, column, config)
+        names = sorted(set(before) | set(now), key=lambda value: _order(value, column, config))
+        found += [ShareShift(column, name, before.get(name, 0.0), now.get(name, 0.0), config.share_shift)
+                  for name in names]  # fmt: skip
+    return found
