@@ -130,9 +130,9 @@ def summary_markdown(result: DriftResult, heading: str = "###") -> str:
         moved = [s for s in result.shares if s.moved]
         lines += [f"Traffic share by group: {len(moved)} of {len(result.shares)} groups moved by "
                   f"{result.shares[0].threshold} or more (slices.share_shift).", "",
-                  github.markdown_table(["column", "group", "training share", "current share", "change", ""],
+                  github.markdown_table(["column", "group", "training share", "current share", "change (points)", ""],
                                         [(s.column, s.group, f"{s.reference:.1%}", f"{s.current:.1%}",
-                                          f"{s.change:+.1%}", "**moved**" if s.moved else "")
+                                          f"{s.change * 100:+.1f}", "**moved**" if s.moved else "")
                                          for s in result.shares])]
     if result.quality:
         q = result.quality
