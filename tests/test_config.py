@@ -80,3 +80,20 @@ def test_unimportable_factory_names_the_field(tmp_path):
     rewrite(root, "gitops_ml.example.model:build_model", "gitops_ml.example.model:missing")
     with pytest.raises(ConfigError, match="field 'model_factory': cannot import"):
         load_spec(root).load_object("model_factory")
+
+
+def test_slices_load_typed_and_a_parity_gate_needs_a_classifier(tmp_path):
+    root = make_project(tmp_path / "p")
+    with (root / "pyproject.toml").open("a") as handle:
+        handle.write('\n[tool.gitops-ml.slices]\ncolumns = ["region", "age"]\nbins = { age = [30, 60] }\n'
+                     "max_parity_difference = 0.2\n")  # fmt: skip
+    slices = load_spec(root).slices
+    assert slices.columns == ["region", "age"] and slices.bins == {"age": [30.0, 60.0]}
+    assert (slices.min_rows, slices.share_shift, slices.max_gap) == (100, 0.1, None)
+    # A regression has no positive predictions: the parity gate is refused, naming the field.
+    rewrite(root, 'task = "classification"', 'task = "regression"')
+    rewrite(root, "thresholds = { roc_auc = 0.75, f1 = 0.5 }", "thresholds = { rmse = 20.0 }")
+    with pytest.raises(ConfigError) as caught:
+        load_spec(root)
+    assert "[tool.gitops-ml] field 'slices.max_parity_difference'" in str(caught.value)
+    assert str(root / "pyproject.toml") in str(caught.value)

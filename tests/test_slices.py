@@ -85,9 +85,21 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BENTOML_HOME", str(tmp_path / ".bentoml"))
 
 
-def test_a_badly_served_group_fails_the_gap_gate_and_nothing_is_released(tmp_path: Path) -> None:
+def test_a_badly_served_group_fails_the_gap_gate_and_nothing_is_released(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = sliced_project(tmp_path / "bad", badly_served_west())
-    code, payload = train_and_evaluate(root)
+    trained = cli(root, "train", "--json")
+    assert trained.exit_code == 0, trained.output
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary.md"))
+    evaluated = cli(root, "evaluate", "1", "--json")
+    code, payload = evaluated.exit_code, json.loads(evaluated.stdout)
+    monkeypatch.delenv("GITHUB_ACTIONS")
+    # The step summary has the groups; the failed slice gate is an error annotation.
+    summary = (tmp_path / "summary.md").read_text()
+    assert "#### roc_auc by group" in summary and "| region | west |" in summary
+    assert "::error title=Slice gate failed::roc_auc gap <= 0.2 across region" in evaluated.stderr
     assert code == 1, payload
     assert payload["passed"] is False
     west = group(payload, "region", "west")
