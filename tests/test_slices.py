@@ -21,7 +21,7 @@ from gitops_ml.cards import UNFILLED_MARKER
 from gitops_ml.cli import main
 from gitops_ml.config import Slices
 from gitops_ml.example import drifted_batch
-from gitops_ml.slices import group_labels, share_shifts
+from gitops_ml.slices import ColumnSlices, Group, SliceReport, gates, group_labels, share_shifts
 
 from .conftest import EXAMPLE_DATA, make_project
 
@@ -246,3 +246,17 @@ def test_group_shares_bin_numbers_and_keep_missing_values() -> None:
     assert shifts[("age", ">= 60")].change == pytest.approx(0.55) and shifts[("age", ">= 60")].moved
     assert shifts[("age", "< 30")].change == pytest.approx(-0.05) and not shifts[("age", "< 30")].moved
     assert shifts[("region", "(missing)")].current == 0.0 and shifts[("region", "(missing)")].moved
+
+
+def test_a_column_without_groups_to_judge_gets_notices_not_gates() -> None:
+    config = Slices(columns=["region"], min_rows=100, min_metric=0.7, max_gap=0.1, max_parity_difference=0.1)
+    small = [Group("region", name, 40, 0.6, 0.3, judged=False, note="too small to judge (40 rows < min_rows 100)")
+             for name in ("east", "west")]  # fmt: skip
+    one = SliceReport("roc_auc", 100, [ColumnSlices("region", [*small, Group("region", "north", 500, 0.9, 0.2)])])
+    found, notices = gates(config, SliceReport("roc_auc", 100, [ColumnSlices("region", small)]))
+    assert found == [] and len(notices) == 3
+    assert "east (40 rows), west (40 rows)" in notices[0] and "floor in every group does not apply" in notices[1]
+    assert "0 group(s) large enough to judge" in notices[2]
+    found, notices = gates(config, one)
+    assert [(g.kind, g.value, g.passed) for g in found] == [("group-floor", 0.9, True)]
+    assert "1 group(s) large enough" in notices[-1]

@@ -269,6 +269,9 @@ def gates(config: Slices, report: SliceReport | None) -> tuple[list[SliceGate], 
         if column.too_small:
             names = ", ".join(f"{g.value} ({g.rows} rows)" for g in column.too_small)
             notices.append(f"slice {column.column}: too small to judge, left out of the slice gates: {names}")
+        if config.min_metric is not None and not judged:
+            notices.append(f"slice {column.column}: no group large enough to judge; the floor in every group "
+                           "does not apply")  # fmt: skip
         if config.min_metric is not None and judged:
             _, worst = column.best_and_worst(metric)
             passed = worst.metric >= config.min_metric if higher else worst.metric <= config.min_metric

@@ -90,7 +90,7 @@ def training(result, spec: Spec | None, echo: Callable[[str], None]) -> None:
 
 def evaluation(result, spec: Spec | None, echo: Callable[[str], None]) -> None:
     for notice in result.notices:
-        title = "Slice too small to judge" if notice.startswith("slice ") else "Regression gates skipped"
+        title = "Slice gates" if notice.startswith("slice ") else "Regression gates skipped"
         echo(github.annotation("notice", notice, title=title))
     for gate in result.gates:
         if not gate.passed and gate.kind in SLICE_KINDS:
