@@ -165,6 +165,37 @@ SPEC_CASES = [
     ("id_column is the target", (FACTORY, FACTORY + '\nid_column = "churned"'), "'id_column'"),
     ("id_column is the time column", (FACTORY, FACTORY + '\nid_column = "snapshot_date"'), "'id_column'"),
     ("id_column as number", (FACTORY, FACTORY + "\nid_column = 3"), "'id_column'"),
+    ("slice column not in the schema", ("", '[tool.gitops-ml.slices]\ncolumns = ["regoin"]'), "'slices.columns'"),
+    ("slice by the target", ("", '[tool.gitops-ml.slices]\ncolumns = ["churned"]'), "'slices.columns'"),
+    ("slice column repeated", ("", '[tool.gitops-ml.slices]\ncolumns = ["region", "region"]'), "'slices.columns'"),
+    ("slice columns as text", ("", '[tool.gitops-ml.slices]\ncolumns = "region"'), "'slices.columns'"),
+    ("numeric slice without bins", ("", '[tool.gitops-ml.slices]\ncolumns = ["age"]'), "'slices.bins.age'"),
+    (
+        "slice bins not increasing",
+        ("", '[tool.gitops-ml.slices]\ncolumns = ["age"]\nbins = { age = [45, 30] }'),
+        "'slices.bins'",
+    ),
+    (
+        "slice bins on a text column",
+        ("", '[tool.gitops-ml.slices]\ncolumns = ["region"]\nbins = { region = [1] }'),
+        "'slices.bins.region'",
+    ),
+    ("slice bins for a column not sliced", ("", "[tool.gitops-ml.slices]\nbins = { age = [30] }"), "'slices.bins.age'"),
+    ("slice min_rows zero", ("", "[tool.gitops-ml.slices]\nmin_rows = 0"), "'slices.min_rows'"),
+    ("slice min_metric as text", ("", '[tool.gitops-ml.slices]\nmin_metric = "0.7"'), "'slices.min_metric'"),
+    ("slice max_gap negative", ("", "[tool.gitops-ml.slices]\nmax_gap = -0.1"), "'slices.max_gap'"),
+    (
+        "slice parity above one",
+        ("", "[tool.gitops-ml.slices]\nmax_parity_difference = 1.5"),
+        "'slices.max_parity_difference'",
+    ),
+    (
+        "slice parity column not sliced",
+        ("", '[tool.gitops-ml.slices]\ncolumns = ["region"]\nparity_columns = ["contract"]'),
+        "'slices.parity_columns'",
+    ),
+    ("slice share_shift zero", ("", "[tool.gitops-ml.slices]\nshare_shift = 0"), "'slices.share_shift'"),
+    ("slice field misspelt", ("", "[tool.gitops-ml.slices]\nmin_row = 10"), "'slices.min_row'"),
 ]
 SPEC_COMMANDS = (["validate"], ["train"], ["evaluate"], ["card"], ["status"], ["drift", "--env", "staging"])
 

@@ -102,3 +102,20 @@ def test_log_rotation_defaults_ship_a_quiet_service_s_rows_within_a_minute(tmp_p
     assert (serving.log_rotate_seconds, serving.log_flush_seconds, serving.log_rotate_mb) == (60.0, 20.0, 16.0)
     custom = load_spec(make_project(tmp_path / "q", extra='\n[tool.gitops-ml.serving]\nlog_rotate_age = "5m"\n'))
     assert custom.serving.log_rotate_seconds == 300.0
+
+
+def test_slices_load_typed_and_a_parity_gate_needs_a_classifier(tmp_path):
+    root = make_project(tmp_path / "p")
+    with (root / "pyproject.toml").open("a") as handle:
+        handle.write('\n[tool.gitops-ml.slices]\ncolumns = ["region", "age"]\nbins = { age = [30, 60] }\n'
+                     "max_parity_difference = 0.2\n")  # fmt: skip
+    slices = load_spec(root).slices
+    assert slices.columns == ["region", "age"] and slices.bins == {"age": [30.0, 60.0]}
+    assert (slices.min_rows, slices.share_shift, slices.max_gap) == (100, 0.1, None)
+    # A regression has no positive predictions: the parity gate is refused, naming the field.
+    rewrite(root, 'task = "classification"', 'task = "regression"')
+    rewrite(root, "thresholds = { roc_auc = 0.75, f1 = 0.5 }", "thresholds = { rmse = 20.0 }")
+    with pytest.raises(ConfigError) as caught:
+        load_spec(root)
+    assert "[tool.gitops-ml] field 'slices.max_parity_difference'" in str(caught.value)
+    assert str(root / "pyproject.toml") in str(caught.value)

@@ -16,8 +16,15 @@ from pathlib import Path
 import yaml
 from mlflow.tracking import MlflowClient
 
+from . import plots as plots_module
 from . import tracking
 from .config import Spec
+from .github import markdown_table
+from .slices import GAP_HEADERS, SliceReport, gap_rows, number, recorded, table
+
+SLICE_PLOT = "metric_by_group.png"
+MEASURED_START = "<!-- measured by gitops-ml card: rewritten each time -->"
+MEASURED_END = "<!-- end of measured -->"
 
 UNFILLED_MARKER = "FILL-IN"
 
@@ -78,9 +85,26 @@ def write_card(spec: Spec, version: int | None = None) -> Card:
     path.parent.mkdir(parents=True, exist_ok=True)
     plots = _copy_plots(client, model.run_id, path.with_suffix(""))
     kept = _filled_sections(path) if path.exists() else {}
-    body = _render(spec, front, run, plots, path.parent, kept) + drift_section(client, model.run_id)
+    grouped = _slices(model)
+    if grouped is not None:
+        front["slices"] = {c.column: {"gap": _round(c.gap), "positive_rate_gap": _round(c.parity_difference),
+                                      "too_small": [g.value for g in c.too_small]} for c in grouped.columns}
+        plots = [p for p in plots if p.name != SLICE_PLOT]
+        figure = plots_module.by_group(grouped)
+        path.with_suffix("").mkdir(parents=True, exist_ok=True)
+        figure.savefig(path.with_suffix("") / SLICE_PLOT, dpi=100)
+    body = _render(spec, front, run, plots, path.parent, kept, grouped) + drift_section(client, model.run_id)
     path.write_text("---\n" + yaml.safe_dump(front, sort_keys=False) + "---\n\n" + body, encoding="utf-8")
     return Card(path=path, front_matter=front, unfilled=count_unfilled(path))
+
+
+def _slices(model: tracking.Version) -> SliceReport | None:
+    found = recorded(model)
+    return SliceReport.from_dict(found["candidate"]) if found else None
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
 
 
 def _copy_plots(client: MlflowClient, run_id: str, folder: Path) -> list[Path]:
@@ -110,13 +134,70 @@ def _filled_sections(path: Path) -> dict[str, str]:
     for title in PERSON_SECTIONS:
         _, found, rest = text.partition(f"\n## {title}\n")
         if found:
-            section = rest.split("\n## ", 1)[0].strip()
+            section = _without_measured(rest.split("\n## ", 1)[0]).strip()
             if UNFILLED_MARKER not in section:
                 kept[title] = section
     return kept
 
 
-def _render(spec: Spec, front: dict, run, plots: list[Path], base: Path, kept: dict[str, str]) -> str:
+def _without_measured(section: str) -> str:
+    """A section without the block the card computes (a person's text is what is left)."""
+    before, found, rest = section.partition(MEASURED_START)
+    return before + rest.partition(MEASURED_END)[2] if found else section
+
+
+def _slice_evaluation(grouped: SliceReport | None, base: Path, folder: Path) -> str:
+    if grouped is None:
+        return ""
+    headers, rows = table(grouped)
+    plot = (folder / SLICE_PLOT).relative_to(base).as_posix()
+    return (
+        f"### {grouped.metric} by group\n"
+        f"On the same held-out rows; a group needs {grouped.min_rows} rows to be judged "
+        "(`[tool.gitops-ml.slices] min_rows`), smaller ones are listed, not dropped.\n\n"
+        + markdown_table(headers, [[number(v) for v in row] for row in rows])
+        + "\n"
+        + markdown_table(GAP_HEADERS, [[number(v) for v in row] for row in gap_rows(grouped)])
+        + f"\n![{grouped.metric} by group]({plot})\n\n"
+    )
+
+
+def _measured_gaps(grouped: SliceReport | None) -> str:
+    """What the numbers say, for the person who writes the judgement under them."""
+    if grouped is None:
+        return (f"{MEASURED_START}\nNo groups measured: set `[tool.gitops-ml.slices] columns` to see the "
+                f"metric and the positive-prediction rate by group here.\n{MEASURED_END}\n")  # fmt: skip
+    lines = [MEASURED_START, f"Measured on the held-out rows ({grouped.metric}, groups of at least "
+             f"{grouped.min_rows} rows):", ""]  # fmt: skip
+    for column in grouped.columns:
+        ends = column.best_and_worst(grouped.metric)
+        if column.gap is None or ends is None:
+            lines.append(f"- `{column.column}`: fewer than two groups large enough to judge")
+            continue
+        best, worst = ends
+        said = (f"- `{column.column}`: {grouped.metric} gap {column.gap:.4f} between {best.value} "
+                f"({best.metric:.4f}) and {worst.value} ({worst.metric:.4f})")  # fmt: skip
+        if column.parity_difference is not None:
+            rates = [g for g in column.judged if g.positive_rate is not None]
+            high = max(rates, key=lambda g: g.positive_rate)
+            low = min(rates, key=lambda g: g.positive_rate)
+            said += (f"; positive-prediction rate gap {column.parity_difference:.4f} ({high.value} "
+                     f"{high.positive_rate:.1%}, {low.value} {low.positive_rate:.1%})")  # fmt: skip
+        if column.too_small:
+            said += "; too small to judge: " + ", ".join(f"{g.value} ({g.rows} rows)" for g in column.too_small)
+        lines.append(said)
+    return "\n".join([*lines, MEASURED_END]) + "\n"
+
+
+def _render(
+    spec: Spec,
+    front: dict,
+    run,
+    plots: list[Path],
+    base: Path,
+    kept: dict[str, str],
+    grouped: SliceReport | None = None,
+) -> str:
     metric_rows = "\n".join(f"| {name} | {value:.4f} |" for name, value in front["metrics"].items())
     gate_rows = (
         "\n".join(f"| {g['name']} | {g['value']:.4f} | {'pass' if g['passed'] else 'FAIL'} |" for g in front["gates"])
@@ -151,10 +232,11 @@ def _render(spec: Spec, front: dict, run, plots: list[Path], base: Path, kept: d
 
 {images}
 
-## Limitations
+{_slice_evaluation(grouped, base, base / f"{spec.model_name}-v{front['version']}")}## Limitations
 {person["Limitations"]}
 
 ## Ethical considerations
+{_measured_gaps(grouped)}
 {person["Ethical considerations"]}
 """
 

@@ -170,6 +170,50 @@ class Drift(_Section):
         return value
 
 
+class Slices(_Section):
+    """Metrics by group: the columns to slice the held-out rows by, and the gates on the groups.
+
+    A gate left unset (``None``) is not applied; the per-group metrics are still reported.
+    """
+
+    columns: list[str] = Field(default_factory=list)
+    """Columns to group by: categories as they are (missing values form a group), numbers by ``bins``."""
+    bins: dict[str, list[float]] = Field(default_factory=dict)
+    """Cut points per numeric column: ``[12, 24]`` gives the groups < 12, 12 to < 24 and >= 24."""
+    min_rows: int = Field(default=100, ge=1)
+    """Held-out rows a group needs to be judged; smaller groups are listed as too small, never dropped."""
+    min_metric: float | None = None
+    """Floor on the primary metric in every judged group (a ceiling when lower is better, as rmse)."""
+    max_gap: float | None = Field(default=None, ge=0)
+    """Ceiling on the primary metric's gap between the best and the worst judged group of a column."""
+    max_parity_difference: float | None = Field(default=None, ge=0, le=1)
+    """Binary classification: ceiling on the gap in positive-prediction rate between judged groups
+    (demographic parity difference)."""
+    parity_columns: list[str] = Field(default_factory=list)
+    """The slice columns the parity gate applies to; empty: all. A column that rightly drives the
+    prediction (a churn model predicts more churn on monthly contracts) is sliced, not held to parity."""
+    share_shift: float = Field(default=0.1, gt=0, le=1)
+    """Drift: a group whose share of traffic moved by this much (absolute, 0.1 = 10 points) is reported."""
+
+    @field_validator("columns")
+    @classmethod
+    def _distinct(cls, names: list[str]) -> list[str]:
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"{', '.join(map(repr, repeated))} listed more than once; each column once")
+        return names
+
+    @field_validator("bins")
+    @classmethod
+    def _increasing(cls, bins: dict[str, list[float]]) -> dict[str, list[float]]:
+        for column, edges in bins.items():
+            if not edges:
+                raise ValueError(f"{column!r} has no cut points; give at least one, as [12, 24]")
+            if any(later <= earlier for earlier, later in zip(edges, edges[1:], strict=False)):
+                raise ValueError(f"{column!r} cut points {edges} must strictly increase")
+        return bins
+
+
 class Spec(_Section):
     """One project: its data, its contract, its model and its gates."""
 
@@ -191,6 +235,7 @@ class Spec(_Section):
     serving: Serving = Field(default_factory=Serving)
     release: Release = Field(default_factory=Release)
     drift: Drift = Field(default_factory=Drift)
+    slices: Slices = Field(default_factory=Slices)
 
     # Not read from the file: where the file is.
     root: Path = Field(default=Path("."), exclude=True)
@@ -322,6 +367,8 @@ def load_spec(root: Path | str | None = None) -> Spec:
     except ValidationError as exc:
         raise ConfigError(_describe(exc, pyproject)) from None
     problems = metric_problems(spec) + reference_problems(spec)
+    if not problems:  # the schema imports: the slice columns can be checked against it
+        problems = slice_problems(spec)
     if problems:
         raise ConfigError(f"{pyproject}: " + "; ".join(f"[{SECTION}] field {problem}" for problem in problems))
     return spec
@@ -368,6 +415,57 @@ def reference_problems(spec: Spec) -> list[str]:
         problems.append(f"'id_column': {spec.id_column!r} is the {role}; the id column must be another column of "
                         "the contract (it is logged and joined on, never fed to the model)")
     return problems
+
+
+def slice_problems(spec: Spec) -> list[str]:
+    """Slice columns the contract lacks, numbers without cut points, cut points for text, a parity gate
+    for a regression: each would silently slice nothing or everything."""
+    slices = spec.slices
+    if not (slices.columns or slices.bins or slices.parity_columns):
+        return []
+    numeric = numeric_columns(spec)
+    columns = schema_columns(spec)
+    problems = []
+    for column in slices.columns:
+        if column not in columns:
+            problems.append(
+                f"'slices.columns': no column {column!r} in the schema {spec.schema_!r}; its columns are "
+                f"{', '.join(columns)}"
+            )
+        elif column in (spec.target, spec.time_column):
+            what = "the target" if column == spec.target else "the time column"
+            problems.append(f"'slices.columns': {column!r} is {what}; slice by the columns the model reads")
+        elif column in numeric and column not in slices.bins:
+            problems.append(
+                f"'slices.bins.{column}': {column!r} is numeric; give its cut points, as {column} = [12, 24]"
+            )
+    for column in slices.bins:
+        if column not in slices.columns:
+            problems.append(f"'slices.bins.{column}': {column!r} is not in slices.columns")
+        elif column in columns and column not in numeric:
+            problems.append(f"'slices.bins.{column}': {column!r} is not numeric; its values are its groups")
+    for column in slices.parity_columns:
+        if column not in slices.columns:
+            problems.append(f"'slices.parity_columns': {column!r} is not in slices.columns")
+    if slices.max_parity_difference is not None and spec.task != "classification":
+        problems.append("'slices.max_parity_difference': positive-prediction rates exist for classification only")
+    return problems
+
+
+def numeric_columns(spec: Spec) -> set[str]:
+    """The schema's columns of a numeric dtype (booleans are categories)."""
+    import numpy as np
+
+    numeric = set()
+    for name, column in spec.load_object("schema").to_schema().columns.items():
+        kind = getattr(column.dtype, "type", None)
+        try:
+            dtype = np.dtype(kind)
+        except TypeError:
+            continue
+        if np.issubdtype(dtype, np.number):
+            numeric.add(str(name))
+    return numeric
 
 
 def schema_columns(spec: Spec) -> list[str]:

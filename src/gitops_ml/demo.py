@@ -169,9 +169,12 @@ class Demo:
     def final_env(self) -> str:
         return "production"
 
+    JUDGEMENT = ("No protected attributes are features; the gaps above are within the slice gates, and "
+                 "region and age are held to parity.")
+
     def complete_card(self, step: str, version: int) -> None:
         """What a reviewer does before production: fill in the card's FILL-IN sections, commit."""
-        from .cards import UNFILLED_MARKER, card_path
+        from .cards import MEASURED_END, UNFILLED_MARKER, card_path
         from .config import load_spec
 
         path = card_path(load_spec(self.project), version)
@@ -181,10 +184,11 @@ class Demo:
             "\n".join(lines)
             .replace("## Intended use\n", "## Intended use\nRank customers for retention offers; not for pricing.\n")
             .replace("## Limitations\n", "## Limitations\nTrained on one year of a synthetic example.\n")
-            .replace(
-                "## Ethical considerations\n", "## Ethical considerations\nNo protected attributes are features.\n"
-            )
         )
+        if MEASURED_END in filled:  # the judgement goes under the measured gaps it answers
+            filled = filled.replace(f"{MEASURED_END}\n", f"{MEASURED_END}\n{self.JUDGEMENT}\n", 1)
+        else:
+            filled = filled.replace("## Ethical considerations\n", f"## Ethical considerations\n{self.JUDGEMENT}\n")
         path.write_text(filled + "\n", encoding="utf-8")
         self.git(step, "add", "model_cards")
         self.git(step, "commit", "-qm", f"Complete the model card of v{version} for production")

@@ -13,6 +13,8 @@ from . import release, tracking
 from .config import Spec
 from .errors import ConfigError
 from .metrics import higher_is_better, known, score
+from .slices import SliceReport, by_group
+from .slices import gates as slice_gates
 from .train import TEST_ARTIFACT, features
 
 
@@ -23,7 +25,7 @@ class Gate:
     threshold: float
     value: float
     passed: bool
-    kind: str  # "floor", "ceiling" or "no-regression"
+    kind: str  # "floor", "ceiling", "no-regression"; for slices "group-floor", "group-ceiling", "group-gap", "parity"
 
 
 @dataclass
@@ -35,14 +37,22 @@ class Evaluation:
     baseline_version: int | None = None
     baseline_metrics: dict[str, float] = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)
-    """What the gates could not do and why (a baseline missing from this registry)."""
+    """What the gates could not do and why (a baseline missing from this registry, groups too small)."""
+    slices: SliceReport | None = None
+    """Per-group metrics of the candidate on the held-out rows (``[tool.gitops-ml.slices]``)."""
+    baseline_slices: SliceReport | None = None
+    """The same groups for the baseline, scored on the same rows."""
 
     @property
     def passed(self) -> bool:
         return all(gate.passed for gate in self.gates)
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "passed": self.passed}
+        data = asdict(self)
+        for name in ("slices", "baseline_slices"):
+            report = getattr(self, name)
+            data[name] = report.as_dict() if report is not None else None
+        return {**data, "passed": self.passed}
 
 
 def held_out(client: MlflowClient, version: tracking.Version) -> pd.DataFrame:
@@ -117,8 +127,13 @@ def evaluate(
     candidate = tracking.get_version(spec, client, version)
     test = held_out(client, candidate)
     x, y = features(test, spec), test[spec.target]
-    metrics = score(load_model(candidate), x, y, spec.task)
+    model = load_model(candidate)
+    metrics = score(model, x, y, spec.task)
     result = Evaluation(version=candidate.version, metrics=metrics, gates=threshold_gates(spec, metrics), against=env)
+    result.slices = by_group(spec, model, x, y)
+    found, notices = slice_gates(spec.slices, result.slices)
+    result.gates += [Gate(**asdict(gate)) for gate in found]
+    result.notices += notices
 
     baseline_version = release.current_version(spec, env) if env else None
     if baseline_version is not None and baseline_version != candidate.version:
@@ -128,7 +143,9 @@ def evaluate(
                 _record(client, spec, candidate, result)
             return result
         result.baseline_version = baseline.version
-        result.baseline_metrics = score(load_model(baseline), x, y, spec.task)
+        baseline_model = load_model(baseline)
+        result.baseline_metrics = score(baseline_model, x, y, spec.task)
+        result.baseline_slices = by_group(spec, baseline_model, x, y)
         result.gates += regression_gates(spec, metrics, result.baseline_metrics, env)
     if record:
         _record(client, spec, candidate, result)
@@ -168,3 +185,12 @@ def _record(client: MlflowClient, spec: Spec, version: tracking.Version, result:
     client.set_model_version_tag(name, number, tracking.TAG_GATES_PASSED, str(result.passed).lower())
     client.set_model_version_tag(name, number, tracking.TAG_GATES, summary)
     client.set_model_version_tag(name, number, tracking.TAG_EVALUATED_AGAINST, result.against or "")
+    recorded = {
+        "against": result.against,
+        "baseline_version": result.baseline_version,
+        "candidate": result.slices.as_dict() if result.slices else None,
+        "baseline": result.baseline_slices.as_dict() if result.baseline_slices else None,
+    }
+    # Always written, so a version evaluated again without slices does not keep stale groups.
+    client.set_model_version_tag(name, number, tracking.TAG_SLICES, json.dumps(recorded, sort_keys=True))
+

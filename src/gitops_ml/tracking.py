@@ -21,6 +21,7 @@ TAG_RUN = "run_id"
 TAG_GATES_PASSED = "gates_passed"
 TAG_GATES = "gates"
 TAG_EVALUATED_AGAINST = "evaluated_against"
+TAG_SLICES = "slices"  # per-group metrics evaluate recorded, as JSON
 
 
 # MLflow's defaults (7 retries, backoff factor 2, 120 s timeout) keep a command waiting over four minutes

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .. import cards, comment
+from .. import cards, comment, slices
 from ..data import MAX_LISTED_VALUES, ValidationReport, check_data, read_table
 from ..errors import CheckFailed, ConfigError
 from ..evaluate import evaluate
@@ -130,6 +130,10 @@ def evaluate_command(ctx: click.Context, version: str | None, against: str | Non
         rows = [(m, v, result.baseline_metrics.get(m)) for m, v in sorted(result.metrics.items())]
         baseline = f"{result.against} v{result.baseline_version}" if result.baseline_version else "baseline"
         table(f"{spec.model_name} v{result.version}", ["metric", "candidate", baseline], rows)
+        if result.slices is not None:
+            headers, rows = slices.table(result.slices, result.baseline_slices)
+            table(f"{spec.metric} by group (min {result.slices.min_rows} rows to judge)", headers, rows)
+            table("gaps between judged groups", slices.GAP_HEADERS, slices.gap_rows(result.slices))
         table(
             "gates",
             ["gate", "value", "threshold", "outcome"],

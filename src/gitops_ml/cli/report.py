@@ -91,7 +91,11 @@ def training(result, spec: Spec | None, echo: Callable[[str], None]) -> None:
 
 def evaluation(result, spec: Spec | None, echo: Callable[[str], None]) -> None:
     for notice in result.notices:
-        echo(github.annotation("notice", notice, title="Regression gates skipped"))
+        title = "Slice gates" if notice.startswith("slice ") else "Regression gates skipped"
+        echo(github.annotation("notice", notice, title=title))
+    for gate in result.gates:
+        if not gate.passed and gate.kind in SLICE_KINDS:
+            echo(github.annotation("error", f"{gate.name}: {gate.value:.4f}", title="Slice gate failed"))
     _outputs({"passed": str(result.passed).lower()})
     github.write_summary(
         f"### Gates for {spec.model_name} v{result.version}: {'pass' if result.passed else 'FAIL'}\n\n"
@@ -99,7 +103,27 @@ def evaluation(result, spec: Spec | None, echo: Callable[[str], None]) -> None:
             ["gate", "value", "outcome"],
             [(g.name, f"{g.value:.4f}", "pass" if g.passed else "FAIL") for g in result.gates],
         )
+        + (_slices_summary(result) if result.slices is not None else "")
     )
+
+
+SLICE_KINDS = frozenset({"group-floor", "group-ceiling", "group-gap", "parity"})
+
+
+def _slices_summary(result) -> str:
+    from .. import slices
+
+    headers, rows = slices.table(result.slices, result.baseline_slices)
+    baseline = f" (now: {result.against} v{result.baseline_version}, same rows)" if result.baseline_slices else ""
+    return (
+        f"\n#### {result.slices.metric} by group{baseline}\n\n"
+        f"Groups under {result.slices.min_rows} held-out rows are listed as too small to judge and left out "
+        "of the slice gates.\n\n"
+        + github.markdown_table(headers, [[slices.number(v) for v in row] for row in rows])
+        + "\n"
+        + github.markdown_table(slices.GAP_HEADERS, [[slices.number(v) for v in row] for row in
+                                                     slices.gap_rows(result.slices)])
+    )  # fmt: skip
 
 
 def packaging(result, spec: Spec | None, echo: Callable[[str], None]) -> None:

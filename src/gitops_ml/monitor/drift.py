@@ -16,6 +16,7 @@ from ..errors import CheckFailed, GitopsMLError
 from ..evaluate import load_model
 from ..layout import INFERENCE_LOG_COLUMNS
 from ..metrics import score
+from ..slices import ShareShift, share_shifts
 from . import outputs
 from .calibration import Calibration, SizeCalibration, read_logged
 from .decide import (
@@ -52,6 +53,8 @@ class DriftResult:
     thresholds: dict = field(default_factory=dict)
     calibration: SizeCalibration | None = None
     calibration_note: str = ""
+    shares: list[ShareShift] = field(default_factory=list)
+    """Per slice column, each group's share of training rows and of current traffic."""
     generated_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     files: outputs.Files | None = None
     snapshot: object = field(default=None, repr=False)
@@ -88,6 +91,8 @@ class DriftResult:
             "window": self.current.window,
             "thresholds": self.thresholds,
             "calibration": self.calibration_summary(),
+            "group_shares": [s.as_dict() for s in self.shares],
+            "groups_moved": [s.as_dict() for s in self.shares if s.moved],
             "generated_at": self.generated_at,
             "monitored": self.monitored,
             "saw_nothing": self.saw_nothing,
@@ -260,12 +265,27 @@ def drift(spec: Spec, env: str | None = None, current: str | None = None, window
     if labelled is not None:
         result.quality, note = measure_quality(spec, model, labelled, training_quality(client, found.version))
 
+    result.shares = share_shifts(spec.slices, result.reference.frame, rows.frame)
     reasons = [data_drift_reason(measured, spec.drift), prediction_reason(measured),
-               quality_reason(result.quality, spec.drift, note), invalid]
+               quality_reason(result.quality, spec.drift, note), invalid, share_reason(result.shares)]
     result.reasons = [r for r in reasons if r is not None]
     result.decision = gravest(result.reasons)
     result.files = outputs.write(spec, result, output_dir)
     return result
+
+
+def share_reason(shares: list[ShareShift]) -> Reason | None:
+    """Groups whose share of traffic moved: recorded with the decision, not a grade of its own.
+
+    A new mix of groups is a reason to read the per-group metrics again; whether it calls for
+    retraining is for the feature drift and the quality on labelled rows to say.
+    """
+    moved = [s for s in shares if s.moved]
+    if not moved:
+        return None
+    said = ", ".join(f"{s.column}={s.group} {s.reference:.1%} -> {s.current:.1%}" for s in moved)
+    return Reason("none", "group_share", f"{len(moved)} group(s) changed their share of traffic by "
+                  f"{moved[0].threshold} or more (slices.share_shift): {said}")
 
 
 def _too_few(spec: Spec, rows: Rows) -> str:

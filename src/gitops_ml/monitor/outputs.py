@@ -142,6 +142,14 @@ def summary_markdown(result: DriftResult, heading: str = "###") -> str:
                   f"escalate at {result.thresholds.get('escalate_drift_share')}).", "",
                   _calibration_line(result), "",
                   github.markdown_table(["column", "type", "test", "score", "threshold", "past it by", ""], rows)]
+    if result.shares:
+        moved = [s for s in result.shares if s.moved]
+        lines += [f"Traffic share by group: {len(moved)} of {len(result.shares)} groups moved by "
+                  f"{result.shares[0].threshold} or more (slices.share_shift).", "",
+                  github.markdown_table(["column", "group", "training share", "current share", "change (points)", ""],
+                                        [(s.column, s.group, f"{s.reference:.1%}", f"{s.current:.1%}",
+                                          f"{s.change * 100:+.1f}", "**moved**" if s.moved else "")
+                                         for s in result.shares])]
     if result.quality:
         q = result.quality
         lines += [github.markdown_table(["metric", "at training", "on recent labelled rows", "loss", "rows"],

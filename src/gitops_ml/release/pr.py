@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from .. import cards, layout
+from .. import cards, layout, slices, tracking
 from ..config import Spec
 from ..github import markdown_table
 from ..metrics import higher_is_better
@@ -18,7 +18,13 @@ def default_title(spec: Spec, manifest: ReleaseManifest, current: ReleaseManifes
 
 
 def promotion_body(
-    spec: Spec, manifest: ReleaseManifest, current: ReleaseManifest | None, unfilled: int, extra_body: str, branch: str
+    spec: Spec,
+    manifest: ReleaseManifest,
+    current: ReleaseManifest | None,
+    unfilled: int,
+    extra_body: str,
+    branch: str,
+    groups: str = "",
 ) -> str:
     env, version = manifest.environment, manifest.version
     was = f"v{current.version}" if current else "nothing"
@@ -32,6 +38,7 @@ def promotion_body(
         "### Metrics\n",
         _metrics_table(spec, manifest, current),
         _gates_section(manifest),
+        groups,
         "### Lineage\n",
         markdown_table(
             ["", "release"],
@@ -142,3 +149,53 @@ def _card_note(spec: Spec, env: str, unfilled: int) -> str:
         f"### Model card to complete\n\nThe card still has {unfilled} `{cards.UNFILLED_MARKER}` "
         f"section(s): {consequence}.\n"
     )
+
+
+def groups_section(
+    env: str, candidate: tracking.Version, current: ReleaseManifest | None, running: tracking.Version | None
+) -> str:
+    """The candidate's metric per group against what ``env`` runs now.
+
+    Same rows when evaluate scored the running version as its baseline; else each version's own
+    recorded groups; and when the running version recorded none, the pull request says so.
+    """
+    mine = slices.recorded(candidate)
+    if mine is None:
+        return ""
+    report = slices.SliceReport.from_dict(mine["candidate"])
+    baseline, note = None, ""
+    if current is None:
+        note = f"{env} runs nothing yet: nothing to compare with."
+    elif mine.get("baseline") and mine.get("baseline_version") == current.version:
+        baseline = slices.SliceReport.from_dict(mine["baseline"])
+        note = f"Both scored on v{candidate.version}'s held-out rows, as `gitops-ml evaluate` recorded them."
+    elif running is not None and (theirs := slices.recorded(running)) is not None:
+        baseline = slices.SliceReport.from_dict(theirs["candidate"])
+        note = "Each version on its own held-out rows, as `gitops-ml evaluate` recorded them."
+    else:
+        note = (f"v{current.version} ({env} now) has no per-group metrics recorded (evaluated before "
+                "`[tool.gitops-ml.slices]` was set, or in another registry): nothing to compare with.")
+    headers, rows = slices.table(report, baseline)
+    if baseline is not None:
+        headers[4] = f"v{current.version} ({env} now)"
+    headers[3] = f"v{candidate.version}"
+    return (
+        f"### {report.metric} by group\n\n{note} Groups under {report.min_rows} rows are too small to judge.\n\n"
+        + markdown_table(headers, [[slices.number(v) for v in row] for row in rows])
+        + "\n"
+        + markdown_table(slices.GAP_HEADERS, [[slices.number(v) for v in row] for row in slices.gap_rows(report)])
+        + _gap_change(report, baseline, current)
+    )
+
+
+def _gap_change(report: slices.SliceReport, baseline: slices.SliceReport | None, current) -> str:
+    if baseline is None:
+        return ""
+    lines = []
+    for column in report.columns:
+        before = baseline.column(column.column)
+        if before is None or column.gap is None or before.gap is None:
+            continue
+        lines.append(f"- `{column.column}`: gap {column.gap:.4f}, v{current.version} {before.gap:.4f} "
+                     f"({column.gap - before.gap:+.4f})")
+    return ("\n" + "\n".join(lines) + "\n") if lines else ""

@@ -13,7 +13,7 @@ from ..errors import CheckFailed
 from .environments import check_environment, manifest_at, manifest_path, previous_environment, relative_manifest
 from .lock import promotion_lock
 from .manifest import FIRST_SOURCE, SCHEMA_VERSION, GateResult, Gates, ReleaseManifest, Replaces, dump_manifest
-from .pr import default_title, promotion_body
+from .pr import default_title, groups_section, promotion_body
 from .registry import artifact_sha256, bento_tag, image_ref, recorded_gates, registered
 from .verify import merged_code_reasons
 
@@ -196,7 +196,8 @@ def _promote_locked(
     card = cards.card_path(spec, model.version)
     unfilled = cards.count_unfilled(card)
     title = title or default_title(spec, manifest, current)
-    body = promotion_body(spec, manifest, current, unfilled, extra_body, branch_name)
+    groups = groups_section(env, model, current, _running(spec, client, current))
+    body = promotion_body(spec, manifest, current, unfilled, extra_body, branch_name, groups)
     out = Path(output_dir) if output_dir else layout.promotion_dir(spec.root)
     path = manifest_path(spec, env)
     commit = _write_release(spec, env, card, manifest, title, branch_name if branch else None, start)
@@ -218,6 +219,16 @@ def _promote_locked(
         card_unfilled=unfilled,
         warnings=_unverifiable(spec, env, unfilled),
     )
+
+
+def _running(spec: Spec, client, current: ReleaseManifest | None) -> tracking.Version | None:
+    """The version the environment runs, from the registry; None when this registry lacks it."""
+    if current is None:
+        return None
+    try:
+        return registered(spec, client, current.version)
+    except CheckFailed:
+        return None
 
 
 def _unverifiable(spec: Spec, env: str, unfilled: int) -> list[str]:
