@@ -115,16 +115,30 @@ def deploy_command(ctx: click.Context, env: str, base: str) -> None:
 @main.command("changed-environments")
 @click.option("--requested", envvar="REQUESTED", default="", metavar="ENV",
               help="Act on ENV only (the workflow's manual input; env REQUESTED).")
+@click.option("--before", envvar="BEFORE", default="", metavar="COMMIT",
+              help="The commit the push started from (github.event.before; env BEFORE). Forty zeros: the "
+                   "branch's first push. Empty: the last commit alone.")
+@click.option("--after", envvar="AFTER", default="HEAD", show_default=True, metavar="COMMIT",
+              help="The commit the push ended at (env AFTER).")
 @click.pass_context
-def changed_environments_command(ctx: click.Context, requested: str) -> list[str]:
-    """Print environments=<JSON list> for deploy.yml (in a job, also its ``environments`` output):
-    REQUESTED, or those whose release manifest the last commit changed, in the declared order."""
+def changed_environments_command(ctx: click.Context, requested: str, before: str, after: str) -> dict:
+    """Print environments=<JSON list> and removed=<JSON list> for deploy.yml (in a job, also its outputs):
+    REQUESTED, or those whose release manifest the push from BEFORE to AFTER changed (every commit of
+    it), in the declared order; ``removed`` are those of them with no manifest left (a reverted first
+    release: deploy removes the alias, and there is no image to build)."""
     spec = spec_of(ctx)
     folder = spec.environments_dir.relative_to(spec.root).as_posix()
-    paths = [] if requested else gitutil.paths_changed_by_last_commit(spec.root, folder)
+    if requested:
+        paths = []
+    elif before:
+        paths = gitutil.paths_changed_by_push(spec.root, before, after, folder)
+    else:
+        paths = gitutil.paths_changed_by_last_commit(spec.root, folder)
     environments = release.changed_environments(spec, requested, paths)
+    removed = [env for env in environments if not release.manifest_path(spec, env).is_file()]
     click.echo("environments=" + json.dumps(environments))
-    return environments
+    click.echo("removed=" + json.dumps(removed))
+    return {"environments": environments, "removed": removed}
 
 
 @main.command("image-context")

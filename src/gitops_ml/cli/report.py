@@ -168,10 +168,11 @@ def deployment(result, spec: Spec | None, echo: Callable[[str], None]) -> None:
     )
 
 
-def changed_environments(result: list[str], spec: Spec | None, echo: Callable[[str], None]) -> None:
-    """The ``environments`` output deploy.yml's matrix reads, written here rather than redirected from
-    stdout, so nothing else a shell or make prints can corrupt it."""
-    _outputs({"environments": json.dumps(result)})
+def changed_environments(result: dict, spec: Spec | None, echo: Callable[[str], None]) -> None:
+    """The ``environments`` output deploy.yml's matrix reads (and ``removed``, the environments whose
+    release is gone), written here rather than redirected from stdout, so nothing else a shell or make
+    prints can corrupt them."""
+    _outputs({"environments": json.dumps(result["environments"]), "removed": json.dumps(result["removed"])})
 
 
 def image_building(result, spec: Spec | None, echo: Callable[[str], None]) -> None:
