@@ -26,10 +26,14 @@ from .root import json_option, main, spec_of
                    "sections (it cannot pass verify until they are filled in).")
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where the title and body files go (default: .gitops-ml/promotion/).")
+@click.option("--image-digest", envvar="IMAGE_DIGEST", default=None, metavar="sha256:HEX",
+              help="Digest of the image pushed for VERSION (env IMAGE_DIGEST): release.yaml records it and the "
+                   "environment's kustomization.yaml pins it. A later environment takes the digest the one "
+                   "before it runs.")
 @json_option
 @click.pass_context
 def promote_command(ctx: click.Context, version: int, to: str, branch: bool, title: str | None, base: str,
-                    allow_unfilled: bool, output_dir: Path | None) -> None:
+                    allow_unfilled: bool, output_dir: Path | None, image_digest: str | None) -> None:
     """Write environments/ENV/release.yaml for VERSION and the pull request's title and body.
 
     Refuses (exit 1, nothing written) an unknown version, failed or unrecorded gates, a missing
@@ -39,12 +43,14 @@ def promote_command(ctx: click.Context, version: int, to: str, branch: bool, tit
     """
     spec = spec_of(ctx)
     result = release.promote(spec, version, to, branch=branch, title=title, output_dir=output_dir, base=base,
-                             allow_unfilled=allow_unfilled)
+                             allow_unfilled=allow_unfilled, image_digest=image_digest or None)
     for warning in result.warnings:
         console.err(f"warning: {warning}")
 
     def render() -> None:
         console.out.print(f"wrote {spec.display(str(result.manifest_path))}: {result.title}")
+        if result.overlay_path:
+            console.out.print(f"wrote {spec.display(str(result.overlay_path))}: image pinned at {result.image_digest}")
         console.out.print(f"pull request title: {spec.display(str(result.title_file))}")
         console.out.print(f"pull request body:  {spec.display(str(result.body_file))}")
         if result.branch:
@@ -79,6 +85,8 @@ def verify_command(ctx: click.Context, base: str) -> None:
               [(c.env, c.change, c.version, c.base_version, c.passed) for c in result.checks])
         for reason in result.reasons:
             console.out.print(f"  - {reason}")
+        for notice in result.notices:
+            console.out.print(f"  notice: {notice}")
 
     emit(result.as_dict(), render)
     if not result.passed:

@@ -139,6 +139,8 @@ def verification(result, spec: Spec | None, echo: Callable[[str], None]) -> None
     for check in result.checks:
         for reason in check.reasons:
             echo(github.annotation("error", reason, file=check.path, title=f"release {check.env}"))
+        for notice in check.notices:
+            echo(github.annotation("notice", notice, file=check.path, title=f"release {check.env}"))
     rows = [(c.env, c.change, c.version, "pass" if c.passed else "FAIL") for c in result.checks]
     outcome = "pass" if result.passed else "FAIL"
     github.write_summary(
@@ -149,6 +151,7 @@ def verification(result, spec: Spec | None, echo: Callable[[str], None]) -> None
             else "No release manifest changed.\n"
         )
         + "".join(f"- {reason}\n" for reason in result.reasons)
+        + "".join(f"- notice: {notice}\n" for notice in result.notices)
     )
 
 
