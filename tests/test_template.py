@@ -63,6 +63,15 @@ LEVEL_WORKFLOWS = {
           "deploy.yml"},
 }
 DATA_FILE = {"classification": "data/churn.csv", "regression": "data/charges.csv"}
+# Level 2's Kubernetes base, and the manifests of the GitOps controller chosen (none: the base only).
+KUBERNETES_BASE = {f"deploy/kubernetes/base/{name}.yaml" for name in (
+    "kustomization", "deployment", "service", "serviceaccount", "poddisruptionbudget", "horizontalpodautoscaler",
+    "configmap")}  # fmt: skip
+CONTROLLER_FILES = {
+    "argocd": {"deploy/argocd/staging.yaml", "deploy/argocd/production.yaml"},
+    "flux": {"deploy/flux/repository.yaml", "deploy/flux/staging.yaml", "deploy/flux/production.yaml"},
+    "none": set(),
+}
 
 # Every action a generated workflow may use: the full commit SHA of the version in its comment.
 PINS = {
@@ -139,6 +148,8 @@ def test_bake_has_the_files_of_its_level_and_nothing_else(bakes, config):
     expected = {f.format(package=package) for f in COMMON_FILES}
     expected |= {f".github/workflows/{name}" for name in LEVEL_WORKFLOWS[level]}
     expected.add(DATA_FILE[task])
+    if level == "2":
+        expected |= KUBERNETES_BASE | CONTROLLER_FILES[config["gitops_controller"]]
     assert files_of(project) == expected
 
 

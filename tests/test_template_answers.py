@@ -151,6 +151,28 @@ CASES = [
         "pypi provided for choice variable engine_source",
         "answer engine_source='pypi' refused",
     ),
+    # issue 14 item 2: the GitOps controller is a choice too
+    (
+        "controller-kubectl",
+        {"gitops_controller": "kubectl"},
+        COOKIECUTTER,
+        "kubectl provided for choice variable gitops_controller",
+        "answer gitops_controller='kubectl' refused",
+    ),
+    (
+        "controller-capitalised",
+        {"gitops_controller": "ArgoCD"},
+        COOKIECUTTER,
+        "ArgoCD provided for choice variable gitops_controller",
+        "answer gitops_controller='ArgoCD' refused",
+    ),
+    (
+        "controller-empty",
+        {"gitops_controller": ""},
+        COOKIECUTTER,
+        "provided for choice variable gitops_controller",
+        "answer gitops_controller='' is empty",
+    ),
     # names derived from the one given (issue 15 item 16): the message names the answer typed
     (
         "quotes-in-name",

@@ -116,7 +116,8 @@ def test_deploy_queues_per_environment_and_never_cancels_a_waiting_deployment(ba
     deploy = document["jobs"]["deploy"]
     assert deploy["environment"] == "${{ matrix.environment }}"
     assert deploy["concurrency"] == {"group": "deploy-${{ matrix.environment }}", "cancel-in-progress": False}
-    assert "concurrency" not in document["jobs"]["changes"]
+    # reading the push is per push: a shared group would drop a pending push's deploy altogether
+    assert document["jobs"]["changes"]["concurrency"]["group"] == "deploy-changes-${{ github.sha }}"
 
 
 def test_deploy_counts_every_commit_of_the_push(bakes) -> None:
