@@ -63,6 +63,15 @@ LEVEL_WORKFLOWS = {
           "deploy.yml"},
 }
 DATA_FILE = {"classification": "data/churn.csv", "regression": "data/charges.csv"}
+# Level 2's Kubernetes base, and the manifests of the GitOps controller chosen (none: the base only).
+KUBERNETES_BASE = {f"deploy/kubernetes/base/{name}.yaml" for name in (
+    "kustomization", "deployment", "service", "serviceaccount", "poddisruptionbudget", "horizontalpodautoscaler",
+    "configmap")}  # fmt: skip
+CONTROLLER_FILES = {
+    "argocd": {"deploy/argocd/staging.yaml", "deploy/argocd/production.yaml"},
+    "flux": {"deploy/flux/repository.yaml", "deploy/flux/staging.yaml", "deploy/flux/production.yaml"},
+    "none": set(),
+}
 
 # Every action a generated workflow may use: the full commit SHA of the version in its comment.
 PINS = {
@@ -139,6 +148,8 @@ def test_bake_has_the_files_of_its_level_and_nothing_else(bakes, config):
     expected = {f.format(package=package) for f in COMMON_FILES}
     expected |= {f".github/workflows/{name}" for name in LEVEL_WORKFLOWS[level]}
     expected.add(DATA_FILE[task])
+    if level == "2":
+        expected |= KUBERNETES_BASE | CONTROLLER_FILES[config["gitops_controller"]]
     assert files_of(project) == expected
 
 
@@ -275,7 +286,11 @@ def test_workflows_are_hardened(bakes):
     for path in workflows(bakes):
         document = yaml.safe_load(path.read_text())
         assert document["permissions"] == {}, f"{path}: workflow-level permissions must be empty"
-        assert "group" in document["concurrency"], path
+        # Deploy's groups are per job (per environment), so a merge cannot cancel another environment's
+        # deployment waiting for reviewers; every other workflow has one group.
+        concurrency = [job["concurrency"] for job in document["jobs"].values()] if path.name == "deploy.yml" \
+            else [document["concurrency"]]
+        assert all("group" in c for c in concurrency), path
         for name, job in document["jobs"].items():
             assert "permissions" in job, f"{path.name}: job {name} has no permissions"
             if "uses" in job:  # a reusable workflow's call: its own jobs carry the timeouts

@@ -194,6 +194,28 @@ CASES = [
         "object_store_bucket 'acme.logs' is not an Azure container name the inference log can go to (az://acme.logs/...)",
         "object_store_bucket 'acme.logs' is not an Azure container name",
     ),
+    # issue 14 item 2: the GitOps controller is a choice too
+    (
+        "controller-kubectl",
+        {"gitops_controller": "kubectl"},
+        COOKIECUTTER,
+        "kubectl provided for choice variable gitops_controller",
+        "answer gitops_controller='kubectl' refused",
+    ),
+    (
+        "controller-capitalised",
+        {"gitops_controller": "ArgoCD"},
+        COOKIECUTTER,
+        "ArgoCD provided for choice variable gitops_controller",
+        "answer gitops_controller='ArgoCD' refused",
+    ),
+    (
+        "controller-empty",
+        {"gitops_controller": ""},
+        COOKIECUTTER,
+        "provided for choice variable gitops_controller",
+        "answer gitops_controller='' is empty",
+    ),
     # names derived from the one given (issue 15 item 16): the message names the answer typed
     (
         "quotes-in-name",

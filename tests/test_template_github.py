@@ -106,3 +106,39 @@ def test_training_delivers_to_staging_through_the_promote_workflow(bakes, level)
 def test_the_readme_names_the_image_tag_the_manifest_pins(bakes) -> None:
     readme = (bakes["2"] / "README.md").read_text()
     assert ":v<N>-<bento digest>" in readme and ":v<N>`" not in readme
+
+
+# -- deploy.yml (issue 14 item 3): what a queue of merges, a long push and a revert do -----------------
+def test_deploy_queues_per_environment_and_never_cancels_a_waiting_deployment(bakes) -> None:
+    document = workflow(bakes["2"], "deploy.yml")
+    # A workflow-level group let a later merge (to staging) cancel production waiting for its reviewers.
+    assert "concurrency" not in document
+    deploy = document["jobs"]["deploy"]
+    assert deploy["environment"] == "${{ matrix.environment }}"
+    assert deploy["concurrency"] == {"group": "deploy-${{ matrix.environment }}", "cancel-in-progress": False}
+    # reading the push is per push: a shared group would drop a pending push's deploy altogether
+    assert document["jobs"]["changes"]["concurrency"]["group"] == "deploy-changes-${{ github.sha }}"
+
+
+def test_deploy_counts_every_commit_of_the_push(bakes) -> None:
+    changes = workflow(bakes["2"], "deploy.yml")["jobs"]["changes"]
+    checkout = next(s for s in changes["steps"] if s.get("uses", "").startswith("actions/checkout@"))
+    assert checkout["with"]["fetch-depth"] == 0, "github.event.before may be many commits back"
+    changed = next(s for s in changes["steps"] if s.get("id") == "changed")
+    assert changed["env"]["BEFORE"] == "${{ github.event.before }}"
+    assert changed["env"]["AFTER"] == "${{ github.sha }}"
+    assert changed["run"].startswith("make changed-environments")
+    assert changes["outputs"] == {"environments": "${{ steps.changed.outputs.environments }}",
+                                  "removed": "${{ steps.changed.outputs.removed }}"}  # fmt: skip
+
+
+def test_a_removed_release_only_removes_the_alias(bakes) -> None:
+    deploy = workflow(bakes["2"], "deploy.yml")["jobs"]["deploy"]
+    assert deploy["env"]["REMOVED"] == "${{ contains(fromJSON(needs.changes.outputs.removed), matrix.environment) }}"
+    listed = deploy["steps"]
+    setup = {"Check out", "Set up Python", "Install the project and gitops-ml"}
+    last = listed[-1]
+    assert last["run"] == "make deploy" and "if" not in last, "the alias is removed (or moved) in every case"
+    for step in listed[:-1]:
+        if step["name"] not in setup:  # every image step: the revert of a first release has no image
+            assert step.get("if") == "${{ env.REMOVED != 'true' }}", step["name"]

@@ -92,12 +92,57 @@ class Serving(_Section):
         return seconds(self.log_flush_timeout)
 
 
+# A Kubernetes resource quantity such as 250m, 1, 0.5 or 512Mi.
+QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$"
+
+
+class KubernetesEnvironment(_Section):
+    """What one environment's overlay (``environments/<env>/kustomization.yaml``) sets over the base."""
+
+    min_replicas: int = Field(default=1, ge=1)
+    """The autoscaler's floor: the base's HorizontalPodAutoscaler owns the replica count."""
+    max_replicas: int = Field(default=3, ge=1)
+    cpu_request: str = Field(default="250m", pattern=QUANTITY)
+    cpu_limit: str = Field(default="1", pattern=QUANTITY)
+    memory_request: str = Field(default="512Mi", pattern=QUANTITY)
+    memory_limit: str = Field(default="1Gi", pattern=QUANTITY)
+
+    @field_validator("max_replicas")
+    @classmethod
+    def _at_least_min(cls, value: int, info) -> int:
+        if "min_replicas" in info.data and value < info.data["min_replicas"]:
+            raise ValueError(f"must be at least min_replicas ({info.data['min_replicas']})")
+        return value
+
+
+class Kubernetes(_Section):
+    """The running service as desired state: a kustomize base, and per environment an overlay that
+    ``promote`` writes beside ``release.yaml`` with the image pinned by digest."""
+
+    base: str = "deploy/kubernetes/base"
+    """The kustomize base, relative to the project root."""
+    name: str = ""
+    """The Deployment's (and its container's and image placeholder's) name in the base; '' is the model name."""
+    environments: dict[str, KubernetesEnvironment] = Field(default_factory=dict)
+    """Replicas and resources per environment; an environment not listed gets the defaults."""
+
+
 class Release(_Section):
     """Environments releases move through, in order, and where their images go."""
 
     environments: list[str] = Field(default_factory=lambda: ["staging", "production"], min_length=1)
     image_repository: str = ""
     """Container image repository, for example ``ghcr.io/owner/project``."""
+    kubernetes: Kubernetes | None = None
+    """Set to write and check a Kubernetes overlay per environment; unset, releases are release.yaml alone."""
+
+    @field_validator("kubernetes")
+    @classmethod
+    def _declared_environments(cls, value: Kubernetes | None, info) -> Kubernetes | None:
+        unknown = sorted(set(value.environments) - set(info.data.get("environments", []))) if value else []
+        if unknown:
+            raise ValueError(f"environments.{unknown[0]} is not a declared environment (release.environments)")
+        return value
 
     @field_validator("environments")
     @classmethod

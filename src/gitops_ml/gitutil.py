@@ -146,3 +146,28 @@ def paths_changed_by_last_commit(root: Path, folder: str) -> list[str]:
     """Files under ``folder`` the commit at HEAD changed (against its first parent), relative to ``root``."""
     return [line for line in git(root, "diff", "--name-only", "--relative", "HEAD^", "HEAD", "--", folder).splitlines()
             if line]
+
+
+# ``git push`` names the commit before a branch existed with forty zeros; git's empty tree stands in for it.
+NO_COMMIT = "0" * 40
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+
+
+def paths_changed_by_push(root: Path, before: str, after: str, folder: str) -> list[str]:
+    """Files under ``folder`` that a push from ``before`` to ``after`` changed, added or removed, relative to
+    ``root``: every commit of the push counts (a tree diff, so a change undone within the push nets out).
+    ``before`` of forty zeros (the branch's first push) compares with the empty tree: every file is new."""
+    start = EMPTY_TREE if before.strip("0") == "" else before
+    if start != EMPTY_TREE and not _commit_exists(root, start):
+        raise GitError(
+            f"the push's previous commit {before[:12]} is not in this clone: check out the whole history "
+            "(actions/checkout with fetch-depth: 0); after a force push that dropped it, deploy each "
+            "environment by hand (the workflow's manual run)"
+        )
+    return [line for line in git(root, "diff", "--name-only", "--relative", start, after, "--", folder).splitlines()
+            if line]
+
+
+def _commit_exists(root: Path, ref: str) -> bool:
+    done = subprocess.run(["git", "cat-file", "-e", f"{ref}^{{commit}}"], cwd=root, capture_output=True, check=False)
+    return done.returncode == 0

@@ -14,6 +14,11 @@ LEVEL = int({{ cookiecutter.mlops_level | tojson }})
 TASK = {{ cookiecutter.task | tojson }}
 ENGINE_SOURCE = {{ cookiecutter.engine_source | tojson }}
 ENGINE_WHEEL = {{ cookiecutter._engine_wheel | tojson }}
+CONTROLLER = {{ cookiecutter.gitops_controller | tojson }}
+DEPLOY = Path("deploy")
+# The controller manifests each answer keeps; the Kubernetes base is level 2's, as is the image it pins.
+CONTROLLERS = {"argocd": DEPLOY / "argocd", "flux": DEPLOY / "flux"}
+KUBERNETES_LEVEL = 2
 ENGINE_DIR = Path("engine")
 
 # What each level adds to the one below it, from cookiecutter.json (``_workflows_by_level``), the
@@ -34,6 +39,20 @@ def remove_above_level(level: int) -> list[str]:
             for path in paths:
                 Path(path).unlink()
                 removed.append(path)
+    return removed
+
+
+def keep_deploy(level: int, controller: str) -> list[str]:
+    """deploy/ holds the Kubernetes base and the chosen controller's manifests, at level 2 only: below
+    it no image is built, so there is no digest for an environment to pin."""
+    if level < KUBERNETES_LEVEL:
+        shutil.rmtree(DEPLOY)
+        return [str(DEPLOY)]
+    removed = []
+    for name, folder in CONTROLLERS.items():
+        if name != controller:
+            shutil.rmtree(folder)
+            removed.append(str(folder))
     return removed
 
 
@@ -78,6 +97,7 @@ def main() -> int:
             return 1
         vendor_engine(wheel, ENGINE_DIR)
     remove_above_level(LEVEL)
+    keep_deploy(LEVEL, CONTROLLER)
     if TASK == "regression":
         derive_regression_sample(CLASSIFICATION_DATA, REGRESSION_DATA)
     return 0

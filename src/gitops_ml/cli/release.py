@@ -26,10 +26,14 @@ from .root import json_option, main, spec_of
                    "sections (it cannot pass verify until they are filled in).")
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where the title and body files go (default: .gitops-ml/promotion/).")
+@click.option("--image-digest", envvar="IMAGE_DIGEST", default=None, metavar="sha256:HEX",
+              help="Digest of the image pushed for VERSION (env IMAGE_DIGEST): release.yaml records it and the "
+                   "environment's kustomization.yaml pins it. A later environment takes the digest the one "
+                   "before it runs.")
 @json_option
 @click.pass_context
 def promote_command(ctx: click.Context, version: int, to: str, branch: bool, title: str | None, base: str,
-                    allow_unfilled: bool, output_dir: Path | None) -> None:
+                    allow_unfilled: bool, output_dir: Path | None, image_digest: str | None) -> None:
     """Write environments/ENV/release.yaml for VERSION and the pull request's title and body.
 
     Refuses (exit 1, nothing written) an unknown version, failed or unrecorded gates, a missing
@@ -39,12 +43,14 @@ def promote_command(ctx: click.Context, version: int, to: str, branch: bool, tit
     """
     spec = spec_of(ctx)
     result = release.promote(spec, version, to, branch=branch, title=title, output_dir=output_dir, base=base,
-                             allow_unfilled=allow_unfilled)
+                             allow_unfilled=allow_unfilled, image_digest=image_digest or None)
     for warning in result.warnings:
         console.err(f"warning: {warning}")
 
     def render() -> None:
         console.out.print(f"wrote {spec.display(str(result.manifest_path))}: {result.title}")
+        if result.overlay_path:
+            console.out.print(f"wrote {spec.display(str(result.overlay_path))}: image pinned at {result.image_digest}")
         console.out.print(f"pull request title: {spec.display(str(result.title_file))}")
         console.out.print(f"pull request body:  {spec.display(str(result.body_file))}")
         if result.branch:
@@ -79,6 +85,8 @@ def verify_command(ctx: click.Context, base: str) -> None:
               [(c.env, c.change, c.version, c.base_version, c.passed) for c in result.checks])
         for reason in result.reasons:
             console.out.print(f"  - {reason}")
+        for notice in result.notices:
+            console.out.print(f"  notice: {notice}")
 
     emit(result.as_dict(), render)
     if not result.passed:
@@ -115,16 +123,30 @@ def deploy_command(ctx: click.Context, env: str, base: str) -> None:
 @main.command("changed-environments")
 @click.option("--requested", envvar="REQUESTED", default="", metavar="ENV",
               help="Act on ENV only (the workflow's manual input; env REQUESTED).")
+@click.option("--before", envvar="BEFORE", default="", metavar="COMMIT",
+              help="The commit the push started from (github.event.before; env BEFORE). Forty zeros: the "
+                   "branch's first push. Empty: the last commit alone.")
+@click.option("--after", envvar="AFTER", default="HEAD", show_default=True, metavar="COMMIT",
+              help="The commit the push ended at (env AFTER).")
 @click.pass_context
-def changed_environments_command(ctx: click.Context, requested: str) -> list[str]:
-    """Print environments=<JSON list> for deploy.yml (in a job, also its ``environments`` output):
-    REQUESTED, or those whose release manifest the last commit changed, in the declared order."""
+def changed_environments_command(ctx: click.Context, requested: str, before: str, after: str) -> dict:
+    """Print environments=<JSON list> and removed=<JSON list> for deploy.yml (in a job, also its outputs):
+    REQUESTED, or those whose release manifest the push from BEFORE to AFTER changed (every commit of
+    it), in the declared order; ``removed`` are those of them with no manifest left (a reverted first
+    release: deploy removes the alias, and there is no image to build)."""
     spec = spec_of(ctx)
     folder = spec.environments_dir.relative_to(spec.root).as_posix()
-    paths = [] if requested else gitutil.paths_changed_by_last_commit(spec.root, folder)
+    if requested:
+        paths = []
+    elif before:
+        paths = gitutil.paths_changed_by_push(spec.root, before, after, folder)
+    else:
+        paths = gitutil.paths_changed_by_last_commit(spec.root, folder)
     environments = release.changed_environments(spec, requested, paths)
+    removed = [env for env in environments if not release.manifest_path(spec, env).is_file()]
     click.echo("environments=" + json.dumps(environments))
-    return environments
+    click.echo("removed=" + json.dumps(removed))
+    return {"environments": environments, "removed": removed}
 
 
 @main.command("image-context")

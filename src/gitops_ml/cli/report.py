@@ -163,6 +163,8 @@ def verification(result, spec: Spec | None, echo: Callable[[str], None]) -> None
     for check in result.checks:
         for reason in check.reasons:
             echo(github.annotation("error", reason, file=check.path, title=f"release {check.env}"))
+        for notice in check.notices:
+            echo(github.annotation("notice", notice, file=check.path, title=f"release {check.env}"))
     rows = [(c.env, c.change, c.version, "pass" if c.passed else "FAIL") for c in result.checks]
     outcome = "pass" if result.passed else "FAIL"
     github.write_summary(
@@ -173,6 +175,7 @@ def verification(result, spec: Spec | None, echo: Callable[[str], None]) -> None
             else "No release manifest changed.\n"
         )
         + "".join(f"- {reason}\n" for reason in result.reasons)
+        + "".join(f"- notice: {notice}\n" for notice in result.notices)
     )
 
 
@@ -192,10 +195,11 @@ def deployment(result, spec: Spec | None, echo: Callable[[str], None]) -> None:
     )
 
 
-def changed_environments(result: list[str], spec: Spec | None, echo: Callable[[str], None]) -> None:
-    """The ``environments`` output deploy.yml's matrix reads, written here rather than redirected from
-    stdout, so nothing else a shell or make prints can corrupt it."""
-    _outputs({"environments": json.dumps(result)})
+def changed_environments(result: dict, spec: Spec | None, echo: Callable[[str], None]) -> None:
+    """The ``environments`` output deploy.yml's matrix reads (and ``removed``, the environments whose
+    release is gone), written here rather than redirected from stdout, so nothing else a shell or make
+    prints can corrupt them."""
+    _outputs({"environments": json.dumps(result["environments"]), "removed": json.dumps(result["removed"])})
 
 
 def image_building(result, spec: Spec | None, echo: Callable[[str], None]) -> None:

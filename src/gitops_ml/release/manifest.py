@@ -28,6 +28,9 @@ HEADER = (
     "# the commit that promoted it): `gitops-ml verify` checks every field against the registry.\n"
 )
 SHA256 = r"^[0-9a-f]{64}$"
+IMAGE_DIGEST = r"^sha256:[0-9a-f]{64}$"
+# Optional fields: a manifest written before they existed stays valid, and they are left out when unset.
+OPTIONAL = ("image_digest",)
 
 
 class _Strict(BaseModel):
@@ -101,6 +104,12 @@ class ReleaseManifest(_Strict):
     image: str = Field(
         min_length=1, description="Container image reference the release deploys as: <release.image_repository>:<tag>."
     )
+    image_digest: str | None = Field(
+        default=None,
+        pattern=IMAGE_DIGEST,
+        description="Digest of the image pushed for the release (sha256:<64 hex>), which the environment's "
+        "kustomization.yaml pins as <repository>@<digest>; absent until the image is built and pushed.",
+    )
     promoted_from: str = Field(
         min_length=1, description="'registry' for the first environment, else the environment the version came from."
     )
@@ -116,11 +125,26 @@ class ReleaseManifest(_Strict):
     def replaced_version(self) -> int | None:
         return None if self.replaces is None else self.replaces.version
 
+    @property
+    def image_repository(self) -> str:
+        """``image`` without its tag: what the digest is pinned on."""
+        name, _, tag = self.image.rpartition(":")
+        return name if name and "/" not in tag else self.image
+
+    @property
+    def pinned_image(self) -> str | None:
+        """``<repository>@sha256:...``, the reference that cannot move; None without a digest."""
+        return None if self.image_digest is None else f"{self.image_repository}@{self.image_digest}"
+
 
 def generated_schema() -> dict:
     """The JSON schema of a manifest, from the models (what ``schemas/release.schema.json`` must hold)."""
     schema = ReleaseManifest.model_json_schema()
-    schema["required"] = list(ReleaseManifest.model_fields)  # every field is written by promote
+    schema["required"] = [name for name in ReleaseManifest.model_fields if name not in OPTIONAL]
+    digest = ReleaseManifest.model_fields["image_digest"]
+    # One type list, so that a tag in place of a digest is reported as a pattern, not as "string or null".
+    schema["properties"]["image_digest"] = {"description": digest.description, "pattern": IMAGE_DIGEST,
+                                            "title": "Image Digest", "type": ["string", "null"]}  # fmt: skip
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID, **schema}
 
 
@@ -149,7 +173,10 @@ def schema_problems(document: object) -> list[str]:
         else:
             shown = json.dumps(error.instance, default=str)
             shown = shown if len(shown) <= 80 else shown[:77] + "..."
-            problems.append(f"field '{where or '(top level)'}': {_short(error)} (got {shown})")
+            said = _short(error)
+            if where == "image_digest" and error.validator == "pattern":
+                said = "expected an image digest sha256:<64 hex digits>, not a tag"
+            problems.append(f"field '{where or '(top level)'}': {said} (got {shown})")
     return problems
 
 
@@ -189,4 +216,5 @@ def _without_source(message: str) -> str:
 
 def dump_manifest(manifest: ReleaseManifest | dict) -> str:
     document = manifest.model_dump(mode="json") if isinstance(manifest, ReleaseManifest) else manifest
+    document = {k: v for k, v in document.items() if not (k in OPTIONAL and v is None)}
     return HEADER + yaml.safe_dump(document, sort_keys=False, default_flow_style=False, allow_unicode=True)

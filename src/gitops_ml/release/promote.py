@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 import math
+import os
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from .. import cards, gitutil, layout, tracking
 from ..config import Spec
-from ..errors import CheckFailed
+from ..errors import CheckFailed, ConfigError
+from . import kubernetes
 from .environments import check_environment, manifest_at, manifest_path, previous_environment, relative_manifest
 from .lock import promotion_lock
-from .manifest import FIRST_SOURCE, SCHEMA_VERSION, GateResult, Gates, ReleaseManifest, Replaces, dump_manifest
+from .manifest import (
+    FIRST_SOURCE,
+    IMAGE_DIGEST,
+    SCHEMA_VERSION,
+    GateResult,
+    Gates,
+    ReleaseManifest,
+    Replaces,
+    dump_manifest,
+)
 from .pr import default_title, groups_section, promotion_body
 from .registry import artifact_sha256, bento_tag, image_ref, recorded_gates, registered
 from .verify import merged_code_reasons
@@ -30,6 +42,8 @@ class Promotion:
     branch: str | None
     commit: str | None = None
     replaces: int | None = None
+    image_digest: str | None = None
+    overlay_path: Path | None = None
     card_unfilled: int = 0
     warnings: list[str] = field(default_factory=list)
 
@@ -84,8 +98,31 @@ def promotion_refusals(
     return reasons
 
 
+def release_digest(spec: Spec, env: str, given: str | None, ref: str | None) -> tuple[str | None, list[str]]:
+    """The image digest the release pins, and why it may not: the first environment takes the one given
+    (the image just built and pushed); a later one takes what the environment before it runs, unchanged,
+    so one artifact goes from staging to production."""
+    before = previous_environment(spec, env)
+    if before is None:
+        return given, []
+    upstream = manifest_at(spec, before, ref)
+    digest = upstream.image_digest if upstream is not None else None
+    if given is not None and digest is None:
+        return None, [f"{env} takes the image {before} runs, and {before}'s release has no image_digest: promote "
+                      f"to {before} with --image-digest first"]  # fmt: skip
+    if given is not None and given != digest:
+        return None, [f"--image-digest {given} is not the image {before} runs ({digest}): {env} takes the "
+                      f"image {before} was verified with, unchanged"]  # fmt: skip
+    return digest, []
+
+
 def build_manifest(
-    spec: Spec, model: tracking.Version, env: str, current: ReleaseManifest | None, sha: str
+    spec: Spec,
+    model: tracking.Version,
+    env: str,
+    current: ReleaseManifest | None,
+    sha: str,
+    image_digest: str | None = None,
 ) -> ReleaseManifest:
     gates = recorded_gates(model) or {}
     tag = bento_tag(spec, model)
@@ -120,6 +157,7 @@ def build_manifest(
         model_card=cards.card_path(spec, model.version).relative_to(spec.root).as_posix(),
         bento_tag=tag,
         image=image_ref(spec, tag),
+        image_digest=image_digest,
         promoted_from=previous_environment(spec, env) or FIRST_SOURCE,
         promoted_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         replaces=None
@@ -145,6 +183,7 @@ def promote(
     output_dir: Path | None = None,
     base: str = "main",
     allow_unfilled: bool = False,
+    image_digest: str | None = None,
 ) -> Promotion:
     """Write ``environments/<to>/release.yaml`` for ``version`` and the pull request's title and body.
 
@@ -154,12 +193,17 @@ def promote(
     whatever is checked out, and the checks read what ``base`` runs.
     """
     env = check_environment(spec, to)
+    if image_digest is not None and not re.fullmatch(IMAGE_DIGEST, image_digest):
+        raise ConfigError(f"--image-digest {image_digest!r} is not an image digest: expected sha256:<64 hex "
+                          "digits>, as the registry reports it (a tag can move; a digest cannot)")  # fmt: skip
     start = None
     if branch:
         gitutil.require_repository(spec.root)
         start = gitutil.resolve_base(spec.root, base)
     with promotion_lock(spec, env):
-        return _promote_locked(spec, version, env, start, title, extra_body, output_dir, allow_unfilled, base)
+        return _promote_locked(
+            spec, version, env, start, title, extra_body, output_dir, allow_unfilled, base, image_digest
+        )
 
 
 def known_base(spec: Spec, base: str) -> str:
@@ -179,6 +223,7 @@ def _promote_locked(
     output_dir: Path | None,
     allow_unfilled: bool,
     base: str,
+    image_digest: str | None = None,
 ) -> Promotion:
     branch = start is not None
     client = tracking.connect(spec)
@@ -186,13 +231,15 @@ def _promote_locked(
     current = manifest_at(spec, env, start)
     reasons = promotion_refusals(spec, model, env, current, start, allow_unfilled)
     reasons += merged_code_reasons(spec, model.version, model.git_commit, start or known_base(spec, base))
+    digest, digest_reasons = release_digest(spec, env, image_digest, start)
+    reasons += digest_reasons
     branch_name = promotion_branch(env, model.version)
     if branch and gitutil.branch_exists(spec.root, branch_name):
         reasons.append(f"branch {branch_name} already exists: delete it or promote from it")
     if reasons:
         raise CheckFailed(f"cannot promote v{model.version} to {env}: " + "; ".join(reasons))
 
-    manifest = build_manifest(spec, model, env, current, artifact_sha256(spec, model))
+    manifest = build_manifest(spec, model, env, current, artifact_sha256(spec, model), digest)
     card = cards.card_path(spec, model.version)
     unfilled = cards.count_unfilled(card)
     title = title or default_title(spec, manifest, current)
@@ -218,6 +265,8 @@ def _promote_locked(
         replaces=None if current is None else current.version,
         card_unfilled=unfilled,
         warnings=_unverifiable(spec, env, unfilled),
+        image_digest=manifest.image_digest,
+        overlay_path=overlay if (overlay := _overlay(spec, env)) is not None and overlay.is_file() else None,
     )
 
 
@@ -229,6 +278,10 @@ def _running(spec: Spec, client, current: ReleaseManifest | None) -> tracking.Ve
         return registered(spec, client, current.version)
     except CheckFailed:
         return None
+
+
+def _overlay(spec: Spec, env: str) -> Path | None:
+    return kubernetes.overlay_path(spec, env) if kubernetes.enabled(spec) else None
 
 
 def _unverifiable(spec: Spec, env: str, unfilled: int) -> list[str]:
@@ -253,24 +306,52 @@ def _write_release(
     """Write the manifest (and with ``branch``, commit it on a new branch cut from ``start``); on any
     failure undo it all."""
     path = manifest_path(spec, env)
-    files = release_files(spec, env, card)
+    overlay = _overlay(spec, env)
     previous = gitutil.switch_to_new_branch(spec.root, branch, start or "HEAD") if branch else None
-    original = path.read_text(encoding="utf-8") if path.is_file() else None  # as the new branch has it
+    # As the new branch has them: the release and, for a Kubernetes project, its overlay.
+    originals = {p: p.read_text(encoding="utf-8") if p.is_file() else None for p in (path, overlay) if p}
+    wanted = {path: dump_manifest(manifest)}
+    if overlay is not None:
+        # Without a digest there is nothing the overlay could pin: an earlier release's overlay goes, since it
+        # would name another version (verify's notice says the release has no digest yet).
+        wanted[overlay] = (
+            kubernetes.dump_overlay(kubernetes.overlay_document(spec, manifest)) if manifest.image_digest else None
+        )
+    files = release_files(spec, env, card, [p for p in wanted if wanted[p] is not None or originals[p] is not None])
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(dump_manifest(manifest), encoding="utf-8")
+        _write_all(wanted)
         return gitutil.commit_paths(spec.root, files, title) if branch else None
     except BaseException:
-        # Leave nothing half-done: the manifest as it was, nothing staged, the branch gone.
-        _restore(path, original)
+        # Leave nothing half-done: both files as they were, nothing staged, the branch gone.
+        for file, text in originals.items():
+            _restore(file, text)
         if previous is not None:
             gitutil.abandon_branch(spec.root, branch, previous, files)
         raise
 
 
-def release_files(spec: Spec, env: str, card: Path) -> list[str]:
-    """What a promotion commit holds: the manifest, the card and the card's plots."""
-    files = [relative_manifest(spec, env), card.relative_to(spec.root).as_posix()]
+def _write_all(contents: dict[Path, str | None]) -> None:
+    """Each file's new text (None: removed), each written whole: to a temporary file beside it, then
+    renamed over it, so a reader (or a crash) sees the old file or the new one, never half of one."""
+    for file, text in contents.items():
+        if text is None:
+            file.unlink(missing_ok=True)
+            continue
+        scratch = file.with_name(f".{file.name}.promote-{os.getpid()}")
+        try:
+            scratch.write_text(text, encoding="utf-8")
+            os.replace(scratch, file)
+        finally:
+            scratch.unlink(missing_ok=True)
+
+
+def release_files(spec: Spec, env: str, card: Path, written: list[Path] = ()) -> list[str]:
+    """What a promotion commit holds: the manifest (and its overlay, written or removed), the card and its
+    plots."""
+    files = [relative_manifest(spec, env)]
+    files += [p.relative_to(spec.root).as_posix() for p in written if p != manifest_path(spec, env)]
+    files.append(card.relative_to(spec.root).as_posix())
     plots = card.with_suffix("")
     if plots.is_dir():
         files.append(plots.relative_to(spec.root).as_posix())
@@ -278,7 +359,7 @@ def release_files(spec: Spec, env: str, card: Path) -> list[str]:
 
 
 def _restore(path: Path, original: str | None) -> None:
-    """Put the manifest back exactly as it was before a failed promotion."""
+    """Put a file back exactly as it was before a failed promotion."""
     if original is None:
         path.unlink(missing_ok=True)
     else:

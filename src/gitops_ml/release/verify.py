@@ -11,11 +11,12 @@ from mlflow.tracking import MlflowClient
 from .. import cards, gitutil, layout, tracking
 from ..config import Spec
 from ..errors import ConfigError
+from . import kubernetes
 from .environments import environment_mismatch, previous_environment, read_manifest, relative_manifest
 from .manifest import ReleaseManifest, parse_manifest
 from .registry import registry_disagreements
 
-Change = Literal["promotion", "rollback", "removal", "invalid"]
+Change = Literal["promotion", "rollback", "removal", "invalid", "overlay"]
 
 
 @dataclass
@@ -26,6 +27,7 @@ class ManifestCheck:
     version: int | None
     base_version: int | None
     reasons: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -36,6 +38,10 @@ class ManifestCheck:
 class Verification:
     base: str
     checks: list[ManifestCheck]
+
+    @property
+    def notices(self) -> list[str]:
+        return [notice for check in self.checks for notice in check.notices]
 
     @property
     def passed(self) -> bool:
@@ -50,6 +56,7 @@ class Verification:
             "base": self.base,
             "passed": self.passed,
             "reasons": self.reasons,
+            "notices": self.notices,
             "checks": [{**asdict(c), "passed": c.passed} for c in self.checks],
         }
 
@@ -67,7 +74,11 @@ def verify(spec: Spec, base: str = "origin/main") -> Verification:
             f"unknown git ref {base!r}: fetch it first (in GitHub Actions: actions/checkout with fetch-depth: 0)"
         )
     folder = spec.environments_dir.relative_to(spec.root).as_posix()
-    paths = [p for p in gitutil.changed_paths(spec.root, base, folder) if p.endswith("/" + layout.MANIFEST)]
+    changed = gitutil.changed_paths(spec.root, base, folder)
+    paths = [p for p in changed if p.endswith("/" + layout.MANIFEST)]
+    # An overlay edited without its release (by hand): checked against the release beside it.
+    overlays = [p for p in changed if p.endswith("/" + kubernetes.OVERLAY) and kubernetes.enabled(spec)
+                and str(Path(p).parent / layout.MANIFEST) not in paths]  # fmt: skip
     rank = {env: index for index, env in enumerate(spec.release.environments)}
     paths.sort(key=lambda p: (rank.get(Path(p).parent.name, len(rank)), p))  # declared order, unknown last
     client: MlflowClient | None = None
@@ -86,8 +97,36 @@ def verify(spec: Spec, base: str = "origin/main") -> Verification:
                     registry_down = str(exc)
             if registry_down is not None:
                 check.reasons.append(f"registry cannot confirm the release: {registry_down}")
+        if kubernetes.enabled(spec) and check.change != "invalid":
+            check.reasons += _overlay_reasons(spec, check.env, manifest)
+            if manifest is not None and (notice := kubernetes.digest_notice(spec, check.env, manifest)):
+                check.notices.append(notice)
         checks.append(check)
+    checks += [_overlay_check(spec, base, path) for path in sorted(overlays)]
     return Verification(base=base, checks=checks)
+
+
+def _overlay_reasons(spec: Spec, env: str, manifest: ReleaseManifest | None) -> list[str]:
+    """The overlay's disagreements, under the release's path (each reason names the overlay's file)."""
+    return kubernetes.agreement_reasons(spec, env, manifest)
+
+
+def _overlay_check(spec: Spec, base: str, path: str) -> ManifestCheck:
+    """A changed ``kustomization.yaml`` whose ``release.yaml`` did not change."""
+    env = Path(path).parent.name
+    check = ManifestCheck(env=env, path=path, change="overlay", version=None, base_version=None)
+    if env not in spec.release.environments:
+        check.reasons.append(f"unknown environment {env!r}: {spec.pyproject.name} declares "
+                             f"{', '.join(spec.release.environments)}")  # fmt: skip
+        return check
+    try:
+        manifest = read_manifest(spec, env)
+    except ConfigError as exc:
+        check.reasons.append(str(exc))
+        return check
+    check.version = check.base_version = None if manifest is None else manifest.version
+    check.reasons += [r.removeprefix(f"{path}: ") for r in kubernetes.agreement_reasons(spec, env, manifest)]
+    return check
 
 
 def check_manifest_file(spec: Spec, base: str, path: str) -> tuple[ManifestCheck, ReleaseManifest | None]:
