@@ -99,6 +99,8 @@ def artifact_url(name: str) -> str:
 
 
 def set_output(name: str, value: str) -> None:
+    if not os.environ.get("GITHUB_OUTPUT"):  # run outside a job (the harness's own tests)
+        return
     with open(os.environ["GITHUB_OUTPUT"], "a", encoding="utf-8") as outputs:
         outputs.write(f"{name}={value}\n")
 
