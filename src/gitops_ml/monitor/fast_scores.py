@@ -39,12 +39,18 @@ class CodedColumn:
 
 def normed_wasserstein(values: np.ndarray, ref: np.ndarray, cur: np.ndarray) -> np.ndarray:
     """W1 between the two empirical distributions on the sorted ``values``, over the reference's std."""
-    ref_n, cur_n = ref.sum(axis=1, keepdims=True), cur.sum(axis=1, keepdims=True)
-    gap = np.abs(np.cumsum(ref, axis=1) / ref_n - np.cumsum(cur, axis=1) / cur_n)[:, :-1]
-    distance = (gap * np.diff(values)[None, :]).sum(axis=1)
-    mean = (ref * values).sum(axis=1, keepdims=True) / ref_n
-    std = np.sqrt((ref * (values[None, :] - mean) ** 2).sum(axis=1) / ref_n[:, 0])
-    return distance / np.maximum(std, 0.001)
+    # Every split's ref + cur is the column's total, so the reference side comes from the current one:
+    # one dense cumulative sum per split instead of two, and the reference's moments by matrix products.
+    total = (ref[0] + cur[0]).astype(float)
+    cur_n = cur.sum(axis=1).astype(float)
+    ref_n = total.sum() - cur_n
+    cum_cur = np.cumsum(cur, axis=1)
+    gap = np.abs((np.cumsum(total)[None, :] - cum_cur) / ref_n[:, None] - cum_cur / cur_n[:, None])[:, :-1]
+    distance = gap @ np.diff(values)
+    centred = values - (total @ values) / total.sum()
+    mean = (total @ centred - cur @ centred) / ref_n
+    var = (total @ centred**2 - cur @ centred**2) / ref_n - mean**2
+    return distance / np.maximum(np.sqrt(np.maximum(var, 0.0)), 0.001)
 
 
 def shifted_wasserstein(values: np.ndarray, ref: np.ndarray, cur: np.ndarray, shift: float) -> np.ndarray:
