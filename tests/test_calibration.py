@@ -271,3 +271,25 @@ def test_small_real_data_sets_stay_within_the_false_alarm_rate(name: str, batche
         calibration = calibrate(training, features, config, b)
         flagged += bool(judged(calibration, training, held_out.sample(batch, random_state=b), features, config).drifted)
     assert flagged <= 1, (name, flagged, batches)
+
+
+def test_default_tests_resolved_without_evidently_are_the_ones_it_picks() -> None:
+    from evidently.legacy.calculations.stattests import get_stattest
+
+    from gitops_ml.monitor.calibration import _stat_test
+
+    frame = pd.read_csv(EXAMPLE_DATA)
+    frame["few"] = frame["support_calls"].clip(upper=3)
+    for rows in (800, len(frame)):
+        part = frame.head(rows)
+        for column in ("age", "support_calls", "few", "contract", "region"):
+            numeric = pd.api.types.is_numeric_dtype(part[column])
+            values = part[column].dropna() if numeric else part[column].astype(str)
+            ours = _stat_test(values, "numerical" if numeric else "categorical", Drift())
+            theirs = get_stattest(values, values, "num" if numeric else "cat", None)
+            assert (ours.name, ours.display, ours.default) == (
+                theirs.name, theirs.display_name, float(theirs.default_threshold)), (rows, column)
+            if ours.coded is not None and ours.name != "ks":  # K-S null scores: the limiting p-value
+                rows_ = np.arange(50)[None, :]
+                ref, cur = values.iloc[50:], values.iloc[:50]
+                assert ours.scores(rows_)[0] == pytest.approx(ours.evidently(ref, cur), rel=1e-9)

@@ -390,12 +390,46 @@ def _coarse(values: np.ndarray, total: np.ndarray, ref: np.ndarray, cur: np.ndar
     return means, np.add.reduceat(ref, starts, axis=1), np.add.reduceat(cur, starts, axis=1)
 
 
-def _stat_test(series: pd.Series, kind: str, config: Drift) -> _Test:
-    from evidently.legacy.calculations.stattests import get_stattest
+# Evidently's default tests with a vectorised form, as its ``_get_default_stattest`` picks them: resolved
+# here without importing Evidently (3 s or more of a `train` on the bundled example); checked against it in
+# tests/test_calibration.py.
+_FAST_DEFAULTS = {
+    "wasserstein": ("Wasserstein distance (normed)", 0.1),
+    "jensenshannon": ("Jensen-Shannon distance", 0.1),
+}
 
+
+class _Deferred:
+    """Evidently's stat test by name, imported only when it is called (fast tests never are)."""
+
+    def __init__(self, name: str, kind: str):
+        self.name, self.kind = name, kind
+        self.display_name, self.default_threshold = _FAST_DEFAULTS[name]
+
+    def __call__(self, *args, **kwargs):
+        from evidently.legacy.calculations.stattests import get_stattest
+
+        return get_stattest(args[0], args[1], self.kind, self.name)(*args, **kwargs)
+
+
+def default_method(values: pd.Series, numeric: bool) -> str | None:
+    """Evidently's default test for a reference compared with itself, when it is one with a fast form."""
+    if len(values) <= 1000:
+        return None  # K-S, chi-square or z: resolved by Evidently itself
+    if not numeric:
+        return "jensenshannon"
+    return "jensenshannon" if values.nunique() <= 5 else "wasserstein"
+
+
+def _stat_test(series: pd.Series, kind: str, config: Drift) -> _Test:
     numeric = kind == "numerical"
     method = (config.num_method if numeric else config.cat_method) or None
     values = series.dropna() if numeric else series
+    fast = method or default_method(values, numeric)
+    if fast in _FAST_DEFAULTS and fast_form(fast, series, numeric):
+        return _Test(_Deferred(fast, "num" if numeric else "cat"), series, numeric)
+    from evidently.legacy.calculations.stattests import get_stattest
+
     return _Test(get_stattest(values, values, "num" if numeric else "cat", method), series, numeric)
 
 
@@ -403,10 +437,8 @@ def _constant_test(series: pd.Series, kind: str) -> _Test:
     """Evidently's Jensen-Shannon on values (a constant has one value, so no binning): its score is a function
     of the share of batch rows with another value, whatever those values are (a normed Wasserstein distance
     over a zero spread would make one row with a large value count like a whole shifted batch)."""
-    from evidently.legacy.calculations.stattests import get_stattest
-
     numeric = kind == "numerical"
-    test = _Test(get_stattest(series, series, "num" if numeric else "cat", "jensenshannon"), series, numeric)
+    test = _Test(_Deferred("jensenshannon", "num" if numeric else "cat"), series, numeric)
     test.constant = True
     return test
 
