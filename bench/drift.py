@@ -106,7 +106,7 @@ def write_current(path: Path, rows: int) -> None:
     writer.close()
 
 
-def make_project(root: Path) -> None:
+def make_project(root: Path) -> dict:
     """Train version 1 on the reference rows and point the ``staging`` alias at it."""
     fields = "\n".join([f"    n{i}: Series[float] = pa.Field(nullable=True)" for i in range(NUMBERS)]
                        + [f"    c{i}: Series[str] = pa.Field(isin={LEVELS!r})" for i in range(CATEGORIES)])
@@ -114,10 +114,99 @@ def make_project(root: Path) -> None:
     (root / "bench_model.py").write_text(SCHEMA.format(numbers=NUMBERS, categories=CATEGORIES, fields=fields))
     (root / "pyproject.toml").write_text(PYPROJECT)
     make_rows(REFERENCE_ROWS, seed=1).to_parquet(root / "data" / "train.parquet", index=False)
-    code = ("import sys; from gitops_ml.config import load_spec; from gitops_ml import tracking; "
-            "from gitops_ml.train import train; spec = load_spec(sys.argv[1]); v = train(spec).version; "
-            "tracking.connect(spec).set_registered_model_alias(spec.model_name, 'staging', str(v))")
-    subprocess.run([sys.executable, "-c", code, str(root)], check=True, capture_output=True, env=_env())
+    done = subprocess.run([sys.executable, "-c", TRAIN, str(root)], check=True, capture_output=True, text=True,
+                          env=_env())
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# Train twice in one process: without the drift calibration (version 1), then with it (version 2, which
+# staging runs), so the calibration's share of `train` is measured in the same run on the same data.
+TRAIN = """\
+import json, sys, time
+import gitops_ml.train as training
+from gitops_ml import tracking
+from gitops_ml.config import load_spec
+spec = load_spec(sys.argv[1])
+logged = training._log_drift_calibration
+training._log_drift_calibration = lambda *a, **k: None
+start = time.perf_counter(); training.train(spec); plain = time.perf_counter() - start
+calibrating = 0.0
+def timed(*args, **kwargs):
+    global calibrating
+    begun = time.perf_counter(); logged(*args, **kwargs); calibrating = time.perf_counter() - begun
+training._log_drift_calibration = timed
+start = time.perf_counter(); v = training.train(spec).version; full = time.perf_counter() - start
+tracking.connect(spec).set_registered_model_alias(spec.model_name, "staging", str(v))
+print(json.dumps({"train_seconds": plain, "train_calibrated_seconds": full, "calibration_seconds": calibrating}))
+"""
+
+
+EXAMPLE = """\
+[project]
+name = "calibration-bench"
+version = "0"
+
+[tool.gitops-ml]
+model_name = "churn-classifier"
+task = "classification"
+data = "data/churn.csv"
+target = "churned"
+time_column = "snapshot_date"
+schema = "gitops_ml.example.schema:ChurnSchema"
+model_factory = "gitops_ml.example.model:build_model"
+"""
+
+
+def train_example(root: Path) -> dict:
+    """`train` on the bundled churn example without and with the drift calibration, in one process."""
+    import shutil
+
+    from gitops_ml.example import __file__ as example
+
+    (root / "data").mkdir(parents=True)
+    shutil.copy(Path(example).parent / "data" / "churn.csv", root / "data" / "churn.csv")
+    (root / "pyproject.toml").write_text(EXAMPLE)
+    done = subprocess.run([sys.executable, "-c", TRAIN, str(root)], check=True, capture_output=True, text=True,
+                          env=_env())
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# The previous engine for same-run ratios: the source tree of BENCH_BASELINE (a git ref; default: the commit
+# before issue 16's calibration fixes and cost work) put first on PYTHONPATH in its own child processes.
+BASELINE = os.environ.get("BENCH_BASELINE", "c1e249e")
+CALIBRATE = """\
+import sys, time
+import pandas as pd
+import evidently.legacy.calculations.stattests  # imported by both: not part of the calibration's time
+from gitops_ml.config import load_spec
+from gitops_ml.monitor.calibration import calibrate
+spec = load_spec(sys.argv[1])
+data = spec.resolve(spec.data)
+frame = pd.read_csv(data) if str(data).endswith(".csv") else pd.read_parquet(data)
+features = [c for c in frame.columns if c not in (spec.target, spec.time_column)]
+start = time.perf_counter()
+calibrate(frame, features, spec.drift, spec.seed, frame[spec.target].astype(str), "categorical")
+print(time.perf_counter() - start)
+"""
+
+
+def baseline_tree(scratch: Path) -> Path | None:
+    """The baseline's ``src`` folder, extracted from git; None when the ref cannot be read."""
+    repo = Path(__file__).resolve().parents[1]
+    target = scratch / "baseline"
+    target.mkdir()
+    archive = subprocess.run(["git", "-C", str(repo), "archive", BASELINE, "src"], capture_output=True)
+    if archive.returncode:
+        return None
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    return target / "src"
+
+
+def calibration_seconds(root: Path, source: Path | None = None) -> float:
+    env = _env() if source is None else {**_env(), "PYTHONPATH": str(source)}
+    done = subprocess.run([sys.executable, "-c", CALIBRATE, str(root)], check=True, capture_output=True,
+                          text=True, env=env)
+    return float(done.stdout.strip().splitlines()[-1])
 
 
 def _env() -> dict:
@@ -125,7 +214,7 @@ def _env() -> dict:
             "BENTOML_DO_NOT_TRACK": "True", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
 
 
-def measure(root: Path, rows: int) -> dict:
+def measure(root: Path, rows: int, baseline: Path | None = None) -> dict:
     current = root / f"current-{rows}.parquet"
     started = time.perf_counter()
     write_current(current, rows)
@@ -134,6 +223,10 @@ def measure(root: Path, rows: int) -> dict:
                           capture_output=True, text=True, env=_env())
     result = json.loads(done.stdout.strip().splitlines()[-1])
     result.update(rows=rows, file_mb=current.stat().st_size / 2**20, write_seconds=written)
+    if baseline is not None:  # the same file, the baseline engine, right after
+        done = subprocess.run([sys.executable, "-c", CHILD, str(root), str(current)], check=True,
+                              capture_output=True, text=True, env={**_env(), "PYTHONPATH": str(baseline)})
+        result["baseline_seconds"] = json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
     current.unlink()
     return result
 
@@ -142,12 +235,17 @@ def run(quick: bool = False) -> str:
     sizes = [10_000, 100_000] if quick else [10_000, 100_000, 1_000_000]
     with tempfile.TemporaryDirectory(prefix="drift-bench-") as scratch:
         root = Path(scratch) / "project"
-        make_project(root)
-        results = [measure(root, rows) for rows in sizes]
-    return render(results)
+        trained = {"bench": make_project(root), "example": train_example(Path(scratch) / "example")}
+        baseline = baseline_tree(Path(scratch))
+        results = [measure(root, rows, baseline if rows == sizes[0] else None) for rows in sizes]
+        if baseline is not None:
+            for name, folder in (("bench", root), ("example", Path(scratch) / "example")):
+                trained[name]["calibrate_now"] = calibration_seconds(folder)
+                trained[name]["calibrate_baseline"] = calibration_seconds(folder, baseline)
+    return render(results, trained)
 
 
-def render(results: list[dict]) -> str:
+def render(results: list[dict], trained: dict | None = None) -> str:
     """The Markdown section: the table, and how time and memory grew with the rows."""
     lines = [
         "## Drift",
@@ -166,6 +264,10 @@ def render(results: list[dict]) -> str:
         lines.append(f"| {r['rows']:,} | {r['file_mb']:.1f} | {r['seconds']:.1f} | {r['peak_mb']:.0f} | "
                      f"{r['rows_used']:,} | {'yes' if r['sampled'] else 'no'} | {r['drifted']} | {r['decision']} |")
     first, last = results[0], results[-1]
+    if "baseline_seconds" in first:
+        ratio = first["seconds"] / first["baseline_seconds"]
+        lines += ["", f"At {first['rows']:,} rows the baseline engine (`{BASELINE}`), run on the same file right "
+                  f"after: {first['baseline_seconds']:.1f} s; now / baseline {ratio:.2f}."]
     lines += [
         "",
         f"From {first['rows']:,} to {last['rows']:,} rows ({last['rows'] // first['rows']}x) time grew "
@@ -177,6 +279,35 @@ def render(results: list[dict]) -> str:
         "chunk whatever the file's size. The machine is shared (2 cores, other test runs alongside), so "
         "seconds vary by tens of percent between runs.",
         "",
+    ]
+    lines += [
+        "Where the time goes at 10,000 rows (cProfile of one `drift` call, 2026-12-02, machine loaded, 54 s "
+        "under the profiler): imports about 30 s (Evidently 13 s; skops 6.4 s, which MLflow needs to load the "
+        "skops-serialized model, and whose trusted-type table imports all of scikit-learn; MLflow 2.4 s), "
+        "Evidently's `Report.run` 19 s (its stat tests and per-column statistics about 10 s, building the "
+        "report's plotly widgets 8.7 s: Evidently builds them while it runs, not when the HTML is saved, so "
+        "a run with the report cannot skip them), the rest (reading, the contract, predictions on the "
+        "reference and the current rows, the outputs) about 5 s. The goals (under 6 s at 10,000 rows with "
+        "the report, under 60 s at 1,000,000 rows) are measured against the table above.",
+        "",
+    ]
+    for name, found in (trained or {}).items():
+        rest = found["train_calibrated_seconds"] - found["calibration_seconds"]
+        share = found["calibration_seconds"] / rest
+        what = ("the bundled churn example (8,000 rows x 10 features)" if name == "example"
+                else f"the benchmark's {REFERENCE_ROWS:,} rows x 30 columns")
+        lines += [
+            f"Drift calibration at training time on {what}, one process: `train` took "
+            f"{found['train_seconds']:.1f} s without it (the first call, which also pays first-use imports) "
+            f"and {found['train_calibrated_seconds']:.1f} s with it, of which the calibration "
+            f"{found['calibration_seconds']:.1f} s: {share:.0%} added to the rest of that `train` "
+            f"(goal: at most 20 %: {'met' if share <= 0.2 else 'NOT met'})."
+            + (f" The calibration alone, in fresh processes right after one another: {found['calibrate_now']:.1f} s "
+               f"now, {found['calibrate_baseline']:.1f} s with the baseline (`{BASELINE}`), a ratio of "
+               f"{found['calibrate_now'] / found['calibrate_baseline']:.2f}." if "calibrate_now" in found else ""),
+            "",
+        ]
+    lines += [
         "Reproduce: `BENCH_PARTS=drift make bench` (or `BENCH_PARTS=drift .venv/bin/python -m bench`; "
         "`BENCH_QUICK=1` for the two small sizes).",
         "",

@@ -259,7 +259,7 @@ def drift_section(client: MlflowClient, run_id: str) -> str:
         lines += ["", f"Batches of {size.current_rows} rows ({size.splits} splits"
                   + (", conservative" if size.conservative else "") + "):", "",
                   "| column | test | null median | threshold | detected |", "|---|---|---|---|---|"]
-        lines += [f"| {c.column} | {c.method_display} | {c.null_median:.4f} | {c.threshold:.4f} | "
+        lines += [f"| {c.column} | {c.method_display} | {c.null_median:.4g} | {c.threshold:.4g} | "
                   + ("not within the tested shifts" if c.detectable is None and c.detectable_unit else
                      "not measured" if c.detectable is None else f"{c.detectable} {c.detectable_unit}") + " |"
                   for c in found]

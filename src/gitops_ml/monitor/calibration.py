@@ -7,12 +7,21 @@ the size drift will judge; every split is same-distribution by construction, so 
 the null distribution of each column's score and of the prediction's.
 
 Combination across columns: the **max-statistic**. Each column's null scores are put on a common scale
-(``(score - median) / (q95 - median)``, oriented so that larger means more drift); per split the largest
+(``(score - median) / (q95 - median)``, oriented so that larger means more drift, p-values as
+``-log(p)``); per split the largest
 scaled score over all columns and the prediction is kept; the critical value ``c`` is the conformal
 ``ceil((1 - rate) * (R + 1))``-th of those R maxima. A same-distribution batch then flags *any* column
 (or the prediction) with probability at most ``rate``, so no ``retrain`` can come from data drift or
 prediction drift more often than that. Unlike Bonferroni it uses the correlation between columns (a
 table of ten near-copies is not ten chances), and it needs no tail far beyond what R splits show.
+
+A column **constant in the training rows** has no null spread (every split scores 0) yet a batch can hold
+a value the training rows never showed, by chance alone: when the one non-zero row of 1,797 is among the
+held-out rows, a 270-row batch holds it about one time in five. Such a column is judged by how many rows
+carry another value (Evidently's Jensen-Shannon on values, a function of that share), and its threshold
+comes from exchangeability, not from splits: if ``K >= k`` of the ``n + m`` rows differ, the chance that
+all of them fell in the ``m``-row batch is at most ``C(m, k) / C(n + m, k)``. Each constant column gets
+``rate / columns`` of the budget and the max-statistic the rest, so the union stays within ``rate``.
 
 Evidently stays the measuring library: the scores are its own stat tests (the same function it runs),
 and drift passes the calibrated thresholds and the test each was calibrated for back into its report.
@@ -28,13 +37,24 @@ import pandas as pd
 from pydantic import BaseModel
 
 from ..config import Drift
-from .fast_scores import CodedColumn, fast_form, jensen_shannon, normed_wasserstein, shifted_wasserstein
+from .fast_scores import (
+    CodedColumn,
+    fast_form,
+    jensen_shannon,
+    ks_asymptotic,
+    ks_asymptotic_statistic,
+    ks_statistic,
+    ks_threshold,
+    normed_wasserstein,
+    shifted_wasserstein,
+)
 from .measure import PREDICTION, as_category, column_kinds, is_p_value
 
 CALIBRATION_ARTIFACT = "drift/calibration.json"
 MIN_CALIBRATION_ROWS = 20  # below this a split's "current" part says nothing about any batch
 POWER_TARGET = 0.9  # a shift counts as detectable when it is caught this often
 POWER_SPLITS = 50
+POWER_BINS = 1000  # power is measured on at most this many distinct values per column (``_coarse``)
 MEAN_SHIFTS_SD = (0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
 SHARE_SHIFTS = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
 
@@ -52,6 +72,7 @@ class ColumnThreshold(BaseModel):
     null_max: float  # the most extreme null score (the smallest for p-values)
     detectable: float | None = None  # smallest shift caught POWER_TARGET of the time; None: none in the grid
     detectable_unit: str = ""  # "sd" (mean shift in standard deviations) or "share" (rows moved to a category)
+    constant_rows: int | None = None  # constant in the training rows: batch rows with another value that count
 
     def passes(self, score: float) -> bool:
         return score < self.threshold if self.p_value else score >= self.threshold
@@ -112,6 +133,9 @@ def calibrate(
         kinds[PREDICTION] = prediction_kind
     data = as_category(data, kinds).reset_index(drop=True)
     tests = {c: _stat_test(data[c], kinds[c], config) for c in kinds}
+    for column in kinds:
+        if _constant(data[column], kinds[column]):
+            tests[column] = _constant_test(data[column], kinds[column])
     rng = np.random.default_rng(seed)
     sizes, notes = [], []
     for requested in calibration_sizes(config):
@@ -144,6 +168,35 @@ def _feasible_size(rows: int, requested: int) -> tuple[int | None, str]:
     )
 
 
+def _constant(series: pd.Series, kind: str) -> bool:
+    values = series.dropna() if kind == "numerical" else series
+    return len(values) > 0 and values.nunique() == 1
+
+
+def new_value_rows(reference_rows: int, batch_rows: int, rate: float) -> int:
+    """The fewest rows with a value absent from a constant reference that chance gives at most ``rate``.
+
+    Exchangeability of the ``n`` reference and ``m`` batch rows: if ``K >= k`` rows carry another value, all
+    of them land in the batch with probability ``C(m, K) / C(n + m, K) <= C(m, k) / C(n + m, k)``.
+    """
+    n, m = reference_rows, batch_rows
+    chance, k = 1.0, 0
+    while chance > rate:
+        if k >= m:
+            return m + 1  # never reachable at this rate: the column cannot be called drifted
+        chance *= (m - k) / (n + m - k)
+        k += 1
+    return k
+
+
+def js_of_share(share: float) -> float:
+    """Jensen-Shannon distance (natural log) between a constant and a batch with ``share`` of other values."""
+    if share <= 0:
+        return 0.0
+    p, q = np.array([1.0, 0.0]), np.array([1 - share, share])
+    return float(jensen_shannon(p[None, :], q[None, :])[0])
+
+
 def splits_needed(rate: float) -> int:
     """The conformal quantile needs ceil((1 - rate) * (R + 1)) <= R, that is R >= 1/rate - 1."""
     return math.ceil(1 / rate - 1)
@@ -158,21 +211,26 @@ def _calibrate_size(
     requested: int,
     rng: np.random.Generator,
 ) -> SizeCalibration:
-    splits = max(config.calibration_splits, splits_needed(config.false_alarm_rate))
-    columns = list(kinds)
+    constant = [c for c in kinds if tests[c].constant]
+    columns = [c for c in kinds if not tests[c].constant]
+    # The budget: rate / columns for each constant column, the rest for the max-statistic (a union bound).
+    each = config.false_alarm_rate / len(kinds)
+    rate = config.false_alarm_rate - each * len(constant)
+    splits = max(config.calibration_splits, splits_needed(rate))
     current = _current_rows(len(data), size, splits, rng)
-    null = np.column_stack([tests[c].scores(current) for c in columns])
-    oriented = np.where([tests[c].p_value for c in columns], -null, null)
+    null = np.column_stack([tests[c].scores(current) for c in columns]) if columns else np.zeros((splits, 0))
+    oriented = np.column_stack([_oriented(null[:, j], tests[c].p_value) for j, c in enumerate(columns)]) \
+        if columns else null
     middle, spread = _scale(oriented)
-    maxima = ((oriented - middle) / spread).max(axis=1)
-    critical = float(np.sort(maxima)[math.ceil((1 - config.false_alarm_rate) * (splits + 1)) - 1])
+    maxima = ((oriented - middle) / spread).max(axis=1) if columns else np.zeros(splits)
+    critical = float(np.sort(maxima)[math.ceil((1 - rate) * (splits + 1)) - 1])
     conservative = size < requested
     power_rows = current[:POWER_SPLITS]
-    found = []
+    found = [_constant_threshold(c, kinds[c], tests[c], len(data), size, each) for c in constant]
     for j, column in enumerate(columns):
         test = tests[column]
         cut = middle[j] + critical * spread[j]
-        threshold = -cut if test.p_value else float(np.nextafter(cut, np.inf))
+        threshold = test.exact_cut(float(np.exp(-cut))) if test.p_value else float(np.nextafter(cut, np.inf))
         if conservative:
             threshold = min(threshold, test.default) if test.p_value else max(threshold, test.default)
         scores = null[:, j]
@@ -197,6 +255,7 @@ def _calibrate_size(
             f"{size}-row splits, never below Evidently's defaults"
         )
     )
+    found.sort(key=lambda c: list(kinds).index(c.column))
     return SizeCalibration(
         current_rows=size,
         requested_rows=requested,
@@ -215,15 +274,41 @@ def _current_rows(rows: int, size: int, splits: int, rng: np.random.Generator) -
     return np.stack([rng.permutation(rows)[:size] for _ in range(splits)])
 
 
+def _oriented(scores: np.ndarray, p_value: bool) -> np.ndarray:
+    """Larger means more drift. P-values as ``-log(p)``: on their own scale a p-value's room is capped at
+    ``median / (median - q05)`` (about 1.1), so the max-statistic's critical value sat at that cap and a
+    column whose cap was lower could never be called drifted; ``-log(p)`` has a tail like a distance's."""
+    return -np.log(np.maximum(scores, 1e-300)) if p_value else scores
+
+
 def _scale(oriented: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per column: the null median and the distance to the null 95th percentile (a robust spread).
 
-    A column whose null scores barely move (a constant) gets a tiny spread: any real change flags it.
+    A column whose scores mostly do not move (a rare value reaches the split's current part in under 5 %
+    of splits) has a 95th percentile at its median: its spread is then the distance to the 99th percentile,
+    else to the largest null score, so one unusual row does not count as a multiple of a near-zero spread.
     """
     middle = np.median(oriented, axis=0)
-    spread = np.quantile(oriented, 0.95, axis=0) - middle
     floor = np.maximum(np.abs(middle) * 1e-3, 1e-9)
+    spread = np.zeros_like(middle)
+    for q in (0.95, 0.99, 1.0):
+        above = np.quantile(oriented, q, axis=0) - middle
+        spread = np.where(spread > floor, spread, above)
     return middle, np.maximum(spread, floor)
+
+
+def _constant_threshold(column: str, kind: str, test: _Test, reference_rows: int, size: int,
+                        rate: float) -> ColumnThreshold:
+    """A column constant in the training rows: called drifted when more batch rows carry another value than
+    chance gives at ``rate`` (``new_value_rows``); the threshold is that share's Jensen-Shannon distance."""
+    rows = new_value_rows(reference_rows, size, rate)
+    threshold = js_of_share(rows / size) if rows <= size else float(np.sqrt(np.log(2))) + 1.0
+    return ColumnThreshold(
+        column=column, kind=kind, method=test.name, method_display=test.display, p_value=False,
+        threshold=float(np.nextafter(threshold, -np.inf)), null_median=0.0, null_q95=0.0, null_q99=0.0,
+        null_max=0.0, detectable=rows / size if rows <= size else None, detectable_unit="share",
+        constant_rows=rows,
+    )
 
 
 class _Test:
@@ -231,6 +316,8 @@ class _Test:
 
     Scores splits with the vectorised form when there is one (``fast_scores``), else with Evidently.
     """
+
+    constant = False
 
     def __init__(self, stat_test, series: pd.Series, numeric: bool):
         self.stat_test, self.series, self.numeric = stat_test, series, numeric
@@ -251,7 +338,21 @@ class _Test:
         ref, cur = self.coded.counts(current)
         if self.name == "wasserstein":
             return normed_wasserstein(self.coded.values, ref, cur)
+        if self.name == "ks":  # asymptotic p-values: the exact one is computed at the threshold (exact_cut)
+            d, n1, n2 = ks_statistic(ref, cur)
+            self.sizes = (int(np.median(n1)), int(np.median(n2)))
+            return ks_asymptotic(d, n1, n2)
         return jensen_shannon(ref, cur)
+
+    def exact_cut(self, p_value: float) -> float:
+        """The threshold to hand Evidently for a cut found on this test's null scores."""
+        if self.name != "ks" or self.coded is None:
+            return p_value
+        n1, n2 = self.sizes
+        d = ks_asymptotic_statistic(p_value, n1, n2)
+        return ks_threshold(
+            n1, n2, d, lambda r, c: float(self.stat_test(pd.Series(r), pd.Series(c), "num", None).drift_score)
+        )
 
     def _pair(self, rows: np.ndarray) -> tuple[pd.Series, pd.Series]:
         chosen = np.zeros(len(self.series), dtype=bool)
@@ -263,7 +364,8 @@ class _Test:
         moving a ``shift`` share of the current rows to the reference's rarest category."""
         if self.coded is not None and self.numeric and self.name == "wasserstein":
             ref, cur = self.coded.counts(current)
-            return shifted_wasserstein(self.coded.values, ref, cur, shift * float(self.series.std()))
+            values, ref, cur = _coarse(self.coded.values, self.coded.total[:-1], ref, cur)
+            return shifted_wasserstein(values, ref, cur, shift * float(self.series.std()))
         if self.coded is not None and not self.numeric:
             ref, cur = self.coded.counts(current)
             rarest = int(np.argmin(np.where(self.coded.total[:-1] > 0, self.coded.total[:-1], np.inf)))
@@ -275,13 +377,70 @@ class _Test:
         raise ValueError(f"no vectorised form of {self.name} for {self.series.name!r}")
 
 
-def _stat_test(series: pd.Series, kind: str, config: Drift) -> _Test:
-    from evidently.legacy.calculations.stattests import get_stattest
+def _coarse(values: np.ndarray, total: np.ndarray, ref: np.ndarray, cur: np.ndarray):
+    """For power only: a column with more than POWER_BINS distinct values merged into POWER_BINS groups of
+    about equal row counts, each at its rows' mean value (a shifted score over 20,000 distinct values cost
+    most of a 20,000-row calibration; the detectable shift is read on a coarse grid of shifts anyway)."""
+    if len(values) <= POWER_BINS:
+        return values, ref, cur
+    group = np.minimum((np.cumsum(total) - total) * POWER_BINS // max(int(total.sum()), 1), POWER_BINS - 1)
+    starts = np.flatnonzero(np.r_[True, np.diff(group) > 0])
+    weight = np.add.reduceat(total, starts)
+    means = np.add.reduceat(total * values, starts) / np.maximum(weight, 1)
+    return means, np.add.reduceat(ref, starts, axis=1), np.add.reduceat(cur, starts, axis=1)
 
+
+# Evidently's default tests with a vectorised form, as its ``_get_default_stattest`` picks them: resolved
+# here without importing Evidently (3 s or more of a `train` on the bundled example); checked against it in
+# tests/test_calibration.py.
+_FAST_DEFAULTS = {
+    "wasserstein": ("Wasserstein distance (normed)", 0.1),
+    "jensenshannon": ("Jensen-Shannon distance", 0.1),
+}
+
+
+class _Deferred:
+    """Evidently's stat test by name, imported only when it is called (fast tests never are)."""
+
+    def __init__(self, name: str, kind: str):
+        self.name, self.kind = name, kind
+        self.display_name, self.default_threshold = _FAST_DEFAULTS[name]
+
+    def __call__(self, *args, **kwargs):
+        from evidently.legacy.calculations.stattests import get_stattest
+
+        return get_stattest(args[0], args[1], self.kind, self.name)(*args, **kwargs)
+
+
+def default_method(values: pd.Series, numeric: bool) -> str | None:
+    """Evidently's default test for a reference compared with itself, when it is one with a fast form."""
+    if len(values) <= 1000:
+        return None  # K-S, chi-square or z: resolved by Evidently itself
+    if not numeric:
+        return "jensenshannon"
+    return "jensenshannon" if values.nunique() <= 5 else "wasserstein"
+
+
+def _stat_test(series: pd.Series, kind: str, config: Drift) -> _Test:
     numeric = kind == "numerical"
     method = (config.num_method if numeric else config.cat_method) or None
     values = series.dropna() if numeric else series
+    fast = method or default_method(values, numeric)
+    if fast in _FAST_DEFAULTS and fast_form(fast, series, numeric):
+        return _Test(_Deferred(fast, "num" if numeric else "cat"), series, numeric)
+    from evidently.legacy.calculations.stattests import get_stattest
+
     return _Test(get_stattest(values, values, "num" if numeric else "cat", method), series, numeric)
+
+
+def _constant_test(series: pd.Series, kind: str) -> _Test:
+    """Evidently's Jensen-Shannon on values (a constant has one value, so no binning): its score is a function
+    of the share of batch rows with another value, whatever those values are (a normed Wasserstein distance
+    over a zero spread would make one row with a large value count like a whole shifted batch)."""
+    numeric = kind == "numerical"
+    test = _Test(_Deferred("jensenshannon", "num" if numeric else "cat"), series, numeric)
+    test.constant = True
+    return test
 
 
 def _with_power(found: ColumnThreshold, test: _Test, current: np.ndarray, rng: np.random.Generator) -> ColumnThreshold:

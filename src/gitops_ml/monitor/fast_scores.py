@@ -3,8 +3,10 @@
 Calibration scores hundreds of splits per column; Evidently's own functions cost milliseconds per call
 here (pandas on every call), so these compute the same numbers from value counts: a column's values are
 coded once, and every split is a ``bincount`` of its current rows. ``tests/test_calibration.py`` checks
-them against Evidently's functions on the same splits. Tests without a fast form (K-S, chi-square, PSI,
-...) are scored by Evidently's function itself.
+them against Evidently's functions on the same splits. K-S has a half-fast form: its statistic from the
+counts and the limiting (Kolmogorov) p-value of it (monotone in the statistic at fixed sizes) for the null scores,
+and the exact p-value Evidently computes at the threshold's statistic
+(``ks_threshold``). Tests without a fast form (chi-square, PSI, ...) are scored by Evidently's function.
 """
 
 from __future__ import annotations
@@ -37,12 +39,18 @@ class CodedColumn:
 
 def normed_wasserstein(values: np.ndarray, ref: np.ndarray, cur: np.ndarray) -> np.ndarray:
     """W1 between the two empirical distributions on the sorted ``values``, over the reference's std."""
-    ref_n, cur_n = ref.sum(axis=1, keepdims=True), cur.sum(axis=1, keepdims=True)
-    gap = np.abs(np.cumsum(ref, axis=1) / ref_n - np.cumsum(cur, axis=1) / cur_n)[:, :-1]
-    distance = (gap * np.diff(values)[None, :]).sum(axis=1)
-    mean = (ref * values).sum(axis=1, keepdims=True) / ref_n
-    std = np.sqrt((ref * (values[None, :] - mean) ** 2).sum(axis=1) / ref_n[:, 0])
-    return distance / np.maximum(std, 0.001)
+    # Every split's ref + cur is the column's total, so the reference side comes from the current one:
+    # one dense cumulative sum per split instead of two, and the reference's moments by matrix products.
+    total = (ref[0] + cur[0]).astype(float)
+    cur_n = cur.sum(axis=1).astype(float)
+    ref_n = total.sum() - cur_n
+    cum_cur = np.cumsum(cur, axis=1)
+    gap = np.abs((np.cumsum(total)[None, :] - cum_cur) / ref_n[:, None] - cum_cur / cur_n[:, None])[:, :-1]
+    distance = gap @ np.diff(values)
+    centred = values - (total @ values) / total.sum()
+    mean = (total @ centred - cur @ centred) / ref_n
+    var = (total @ centred**2 - cur @ centred**2) / ref_n - mean**2
+    return distance / np.maximum(np.sqrt(np.maximum(var, 0.0)), 0.001)
 
 
 def shifted_wasserstein(values: np.ndarray, ref: np.ndarray, cur: np.ndarray, shift: float) -> np.ndarray:
@@ -74,9 +82,61 @@ def jensen_shannon(ref: np.ndarray, cur: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum((left + right).sum(axis=1) / 2, 0.0))
 
 
+def ks_statistic(ref: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per split the two-sample K-S statistic (scipy's, from counts) and the two sizes."""
+    ref_n, cur_n = ref.sum(axis=1), cur.sum(axis=1)
+    gap = np.abs(np.cumsum(ref, axis=1) / ref_n[:, None] - np.cumsum(cur, axis=1) / cur_n[:, None]).max(axis=1)
+    return gap, ref_n, cur_n
+
+
+def ks_asymptotic(d: np.ndarray, n1: np.ndarray, n2: np.ndarray) -> np.ndarray:
+    """The limiting (Kolmogorov) two-sided p-value at the effective size: closed form, monotone in ``d``."""
+    from scipy.stats import kstwobign
+
+    return kstwobign.sf(d * np.sqrt(n1 * n2 / (n1 + n2)))
+
+
+def ks_asymptotic_statistic(p_value: float, n1: int, n2: int) -> float:
+    """The inverse of ``ks_asymptotic``: the statistic whose limiting p-value is ``p_value``."""
+    from scipy.stats import kstwobign
+
+    return float(kstwobign.isf(p_value) / np.sqrt(n1 * n2 / (n1 + n2)))
+
+
+def _ks_samples(n1: int, n2: int, h: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Two samples of sizes n1, n2 whose K-S statistic is exactly ``h / lcm(n1, n2)``, or None."""
+    lcm = int(np.lcm(n1, n2))
+    a, b = lcm // n1, lcm // n2
+    i = np.arange(n1 + 1)
+    rest = i * a - h
+    ok = (rest >= 0) & (rest % b == 0) & (rest // b <= n2)
+    if not ok.any():
+        return None
+    first, j = int(i[ok][0]), int(rest[ok][0] // b)
+    return (np.r_[np.zeros(first), np.ones(n1 - first)], np.r_[np.zeros(j), np.ones(n2 - j)])
+
+
+def ks_threshold(n1: int, n2: int, d: float, exact) -> float:
+    """A p-value cut-off for the exact test ``exact(reference, current) -> p`` (Evidently's) at sizes n1, n2
+    that calls drifted exactly the statistics at or above ``d``: between the exact p-values of the lattice
+    points (``h / lcm``) just above and just below ``d``."""
+    lcm = int(np.lcm(n1, n2))
+    above = min(int(np.ceil(d * lcm - 1e-9)), lcm)
+    while above <= lcm and (samples := _ks_samples(n1, n2, above)) is None:
+        above += 1
+    if above > lcm:
+        return 0.0  # no statistic reaches d: never drifted
+    p_above = exact(*samples)
+    below = above - 1
+    while below > 0 and (lower := _ks_samples(n1, n2, below)) is None:
+        below -= 1
+    p_below = exact(*lower) if below > 0 else 1.0
+    return float(np.sqrt(p_above * p_below)) if p_above > 0 else float(p_below / 2)
+
+
 def fast_form(method: str, series: pd.Series, numeric: bool) -> bool:
     """Whether ``method`` on this column has a vectorised form that equals Evidently's."""
-    if method == "wasserstein":
+    if method in ("wasserstein", "ks"):
         return numeric
     if method == "jensenshannon":  # Evidently bins numbers with more than 20 values: not done here
         return not numeric or series.nunique() <= 20
