@@ -120,6 +120,28 @@ def deploy_command(ctx: click.Context, env: str, base: str) -> None:
     return result
 
 
+@main.command("reconcile")
+@click.option("--base", default="main", show_default=True, metavar="BRANCH",
+              help="The default branch: only manifests committed there and checked out are re-asserted.")
+@json_option
+@click.pass_context
+def reconcile_command(ctx: click.Context, base: str) -> None:
+    """On a schedule: put every environment's registry alias back where its merged manifest says.
+    Exit 1, naming each environment and why, when one cannot be put back (nothing is guessed)."""
+    spec = spec_of(ctx)
+    result = release.reconcile(spec, base)
+
+    def render() -> None:
+        rows = [[c.env, _v(c.git_version), _v(c.alias_before), _v(c.alias_after),
+                 c.action + (": " + "; ".join(c.reasons) if c.reasons else "")] for c in result.checks]
+        table(f"{spec.model_name}: aliases re-asserted from git",
+              ["environment", "git", "alias before", "alias after", "action"], rows)
+
+    emit(result.as_dict(), render)
+    release.require_reconciled(result)
+    return result
+
+
 @main.command("changed-environments")
 @click.option("--requested", envvar="REQUESTED", default="", metavar="ENV",
               help="Act on ENV only (the workflow's manual input; env REQUESTED).")

@@ -18,7 +18,7 @@ from ..config import Spec
 from ..data import MAX_LISTED_VALUES
 
 # Commands whose failed check still carries a result worth reporting (a failed gate, a failed smoke...).
-REPORTED_ON_FAILURE = frozenset({"validate", "evaluate", "verify", "smoke", "feedback"})
+REPORTED_ON_FAILURE = frozenset({"validate", "evaluate", "verify", "smoke", "feedback", "reconcile"})
 
 
 def publish(ctx: click.Context, command: str | None, result: object, spec: Spec | None, failed: bool = False) -> None:
@@ -195,6 +195,25 @@ def deployment(result, spec: Spec | None, echo: Callable[[str], None]) -> None:
     )
 
 
+def reconciliation(result, spec: Spec | None, echo: Callable[[str], None]) -> None:
+    """The schedule's re-assertion: a table of every alias, and an error annotation per refusal, so a
+    failed scheduled run says on its page which environment and why."""
+    for check in result.refused:
+        echo(github.annotation("error", "; ".join(check.reasons), title=f"alias {check.env}"))
+    rows = [(c.env, _version(c.git_version), _version(c.alias_before), _version(c.alias_after), c.action)
+            for c in result.checks]
+    outcome = f"{len(result.refused)} refused" if result.refused else "every alias follows git"
+    github.write_summary(
+        f"### Aliases re-asserted from git: {outcome}\n\n"
+        + github.markdown_table(["environment", "git", "alias before", "alias after", "action"], rows)
+        + "".join(f"- {c.env}: {reason}\n" for c in result.refused for reason in c.reasons)
+    )
+
+
+def _version(version: int | None) -> str:
+    return "-" if version is None else f"v{version}"
+
+
 def changed_environments(result: dict, spec: Spec | None, echo: Callable[[str], None]) -> None:
     """The ``environments`` output deploy.yml's matrix reads (and ``removed``, the environments whose
     release is gone), written here rather than redirected from stdout, so nothing else a shell or make
@@ -304,6 +323,7 @@ REPORTERS: dict[str, Callable[[object, Spec | None, Callable[[str], None]], None
     "changed-environments": changed_environments,
     "image-context": image_building,
     "deploy": deployment,
+    "reconcile": reconciliation,
     "drift": drift_check,
     "feedback": feedback_joined,
     "retrain": retraining,

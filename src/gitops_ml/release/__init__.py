@@ -7,7 +7,8 @@ registry. Rolling back is reverting the release commit, then deploying again.
 
 One module per job: ``manifest`` (the typed manifest and its schema), ``environments`` (where
 manifests live, what git says), ``registry`` (what MLflow says), ``promote``, ``pr`` (the pull
-request's text), ``verify``, ``image`` (the build context of a release's image), ``deploy``, ``status``.
+request's text), ``verify``, ``image`` (the build context of a release's image), ``deploy``,
+``reconcile`` (the schedule's re-assertion of every alias), ``status``.
 """
 
 from .deploy import Deployment, deploy
@@ -22,16 +23,19 @@ from .environments import (
 from .image import ImageContext, image_context
 from .manifest import ReleaseManifest, dump_manifest, parse_manifest, schema_problems
 from .promote import Promotion, promote
+from .reconcile import AliasCheck, Reconciliation, reconcile, require_reconciled
 from .registry import alias_version
 from .status import EnvironmentStatus, status
 from .verify import ManifestCheck, Verification, manifest_problems, verify
 
 __all__ = [
+    "AliasCheck",
     "Deployment",
     "EnvironmentStatus",
     "ImageContext",
     "ManifestCheck",
     "Promotion",
+    "Reconciliation",
     "ReleaseManifest",
     "Verification",
     "alias_version",
@@ -46,7 +50,9 @@ __all__ = [
     "parse_manifest",
     "promote",
     "read_manifest",
+    "reconcile",
     "relative_manifest",
+    "require_reconciled",
     "schema_problems",
     "status",
     "verify",
