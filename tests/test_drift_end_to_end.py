@@ -4,7 +4,6 @@ inference log, and each severity gets its graded action (none, retrain with a br
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -18,16 +17,12 @@ from gitops_ml.config import load_spec
 from gitops_ml.example import drifted_batch
 from gitops_ml.serve.package import package
 
-from .conftest import copy_project, free_port, stop, wait_for
+from .conftest import copy_project
+from .support.serving import project_environment, serving
 
 GITOPS = str(Path(sys.executable).parent / "gitops-ml")
 ROWS = 800  # above drift.min_rows (500), so the statement is sound
 pytestmark = pytest.mark.slow
-
-
-def environment(root: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("BENTOML_HOME", "MLFLOW_TRACKING_URI")}
-    return env | {"GITOPS_ML_PROJECT": str(root)}
 
 
 def git(root: Path, *args: str) -> str:
@@ -57,29 +52,21 @@ def serve_traffic(root: Path, severity: str, seed: int) -> Path:
     log_dir = root / "logs" / "inference"
     shutil.rmtree(log_dir, ignore_errors=True)  # each severity is judged on its own traffic
     batch = drifted_batch(ROWS, severity, seed=seed)
-    port = free_port()
-    with open(root / f"serve-{severity}.log", "ab") as server_log:
-        process = subprocess.Popen([GITOPS, "serve", "1", "--port", str(port)], cwd=root,
-                                   env=environment(root), stdout=subprocess.DEVNULL, stderr=server_log,
-                                   start_new_session=True)
-        try:
-            wait_for(f"http://127.0.0.1:{port}/readyz", timeout=120, process=process)
-            records = json.loads(batch.drop(columns=["churned"]).to_json(orient="records"))
-            for start in range(0, ROWS, 100):
-                request = urllib.request.Request(
-                    f"http://127.0.0.1:{port}/predict_batch", data=json.dumps(records[start : start + 100]).encode(),
-                    headers={"Content-Type": "application/json"})
-                with urllib.request.urlopen(request, timeout=60) as answer:
-                    assert answer.status == 200
-        finally:
-            stop(process)
+    with serving(root, log_name=f"serve-{severity}.log") as server:
+        records = json.loads(batch.drop(columns=["churned"]).to_json(orient="records"))
+        for start in range(0, ROWS, 100):
+            request = urllib.request.Request(
+                f"{server.url}/predict_batch", data=json.dumps(records[start : start + 100]).encode(),
+                headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=60) as answer:
+                assert answer.status == 200
     labelled = root / "data" / f"feedback-{severity}.csv"
     batch.to_csv(labelled, index=False)
     return labelled
 
 
 def gitops(root: Path, *args: str) -> dict:
-    done = subprocess.run([GITOPS, *args, "--json"], cwd=root, env=environment(root), capture_output=True,
+    done = subprocess.run([GITOPS, *args, "--json"], cwd=root, env=project_environment(root), capture_output=True,
                           text=True, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout)

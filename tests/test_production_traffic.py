@@ -9,7 +9,6 @@ customer_id` joins labels back onto exactly those rows.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -30,7 +29,8 @@ from gitops_ml.serve.inference_log import read_log
 from gitops_ml.serve.package import package
 from gitops_ml.train import train
 
-from .conftest import free_port, make_project, stop, wait_for
+from .conftest import make_project, stop
+from .support.serving import project_environment, serving
 
 GITOPS = str(Path(sys.executable).parent / "gitops-ml")
 N = 120  # production rows sent
@@ -48,13 +48,8 @@ class ChurnWithId(ChurnSchema):
 '''
 
 
-def environment(root: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("BENTOML_HOME", "MLFLOW_TRACKING_URI")}
-    return env | {"GITOPS_ML_PROJECT": str(root)}
-
-
 def gitops(root: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([GITOPS, *args], cwd=root, env=environment(root), capture_output=True, text=True,
+    return subprocess.run([GITOPS, *args], cwd=root, env=project_environment(root), capture_output=True, text=True,
                           timeout=600)
 
 
@@ -83,15 +78,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         write_card(spec, 1)
         release.promote(spec, 1, "staging")
         package(spec, 1)
-    port = free_port()
-    with open(root / "serve.log", "ab") as server_log:
-        process = subprocess.Popen([GITOPS, "serve", "1", "--port", str(port)], cwd=root, env=environment(root),
-                                   stdout=subprocess.DEVNULL, stderr=server_log, start_new_session=True)
-        try:
-            wait_for(f"http://127.0.0.1:{port}/readyz", timeout=120, process=process)
-            yield Served(root, f"http://127.0.0.1:{port}", process)
-        finally:
-            stop(process)
+    with serving(root) as server:
+        yield Served(root, server.url, server.process)
 
 
 def post(url: str, payload: object) -> tuple[int, object]:

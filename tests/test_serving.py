@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -22,7 +21,8 @@ from gitops_ml.serve.inference_log import read_log
 from gitops_ml.serve.package import package
 from gitops_ml.serve.smoke import call, sample_rows
 
-from .conftest import copy_project, free_port, stop, wait_for
+from .conftest import copy_project, free_port
+from .support.serving import project_environment, serving
 
 GITOPS = str(Path(sys.executable).parent / "gitops-ml")
 pytestmark = pytest.mark.slow
@@ -47,26 +47,14 @@ class Served:
         return float(match.group(1)) if match else 0.0
 
 
-def environment(root: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("BENTOML_HOME", "MLFLOW_TRACKING_URI")}
-    return env | {"GITOPS_ML_PROJECT": str(root)}
-
-
 @pytest.fixture(scope="module")
 def served(trained_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     root = copy_project(trained_project, tmp_path_factory.mktemp("serving") / "project")
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("BENTOML_HOME", raising=False)
         result = package(load_spec(root))
-    port = free_port()
-    with open(root / "serve.log", "ab") as server_log:
-        process = subprocess.Popen([GITOPS, "serve", "1", "--port", str(port)], cwd=root, env=environment(root),
-                                   stdout=subprocess.DEVNULL, stderr=server_log, start_new_session=True)
-        try:
-            wait_for(f"http://127.0.0.1:{port}/readyz", timeout=120, process=process)
-            yield Served(root, result.bento_tag, port, process)
-        finally:
-            stop(process)
+    with serving(root) as server:
+        yield Served(root, result.bento_tag, server.port, server.process)
 
 
 def test_package_builds_a_bento_with_a_dockerfile_and_reuses_it(served, tmp_path, monkeypatch):
@@ -93,7 +81,7 @@ def test_package_refuses_an_unknown_version(served, monkeypatch):
 
 
 def test_package_cli_json(served):
-    done = subprocess.run([GITOPS, "package", "1", "--json"], cwd=served.root, env=environment(served.root),
+    done = subprocess.run([GITOPS, "package", "1", "--json"], cwd=served.root, env=project_environment(served.root),
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     payload = json.loads(done.stdout)
@@ -119,7 +107,7 @@ def test_metadata_and_headers_say_which_model_answers(served):
 
 
 def test_smoke_passes_and_fails_on_the_wrong_version(served):
-    env = environment(served.root)
+    env = project_environment(served.root)
     done = subprocess.run([GITOPS, "smoke", served.url, "--expect-version", "1", "--json"], cwd=served.root,
                           env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -214,7 +202,7 @@ def test_bounded_load_of_good_and_malformed_requests(served):
 
 def test_serve_refuses_an_environment_that_runs_nothing(served):
     done = subprocess.run([GITOPS, "serve", "--env", "staging", "--port", str(free_port())], cwd=served.root,
-                          env=environment(served.root), capture_output=True, text=True, timeout=120)
+                          env=project_environment(served.root), capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert "staging" in done.stderr
 
