@@ -27,7 +27,7 @@ def release_staging_v1(root: Path) -> None:
     merge(root, "promote/staging/v1")
 
 
-def test_aliases_drifted_from_git_are_put_back_then_left_alone(repo: Path) -> None:
+def test_aliases_drifted_from_git_are_put_back_then_left_alone(repo: Path) -> None:  # noqa: F811
     release_staging_v1(repo)  # merged, but its deploy never ran: the alias is not there yet
     set_alias(repo, "production", 2)  # production has no release in git at all
     code, out, result = cli(repo, "reconcile", "--json")
@@ -48,7 +48,7 @@ def test_aliases_drifted_from_git_are_put_back_then_left_alone(repo: Path) -> No
 
 
 def test_an_alias_that_cannot_follow_git_fails_loudly_and_moves_nothing(
-    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # noqa: F811
 ) -> None:
     release_staging_v1(repo)
     set_alias(repo, "staging", 2)
@@ -71,7 +71,7 @@ def test_an_alias_that_cannot_follow_git_fails_loudly_and_moves_nothing(
     assert "Aliases re-asserted from git: 1 refused" in text and "| staging | v1 | v2 | v2 | refused |" in text
 
 
-def test_reconcile_acts_only_on_the_default_branch(repo: Path) -> None:
+def test_reconcile_acts_only_on_the_default_branch(repo: Path) -> None:  # noqa: F811
     release_staging_v1(repo)
     git(repo, "switch", "--quiet", "-c", "elsewhere")
     set_alias(repo, "staging", 2)

@@ -60,7 +60,7 @@ LEVEL_WORKFLOWS = {
     "0": {"ci.yml"},
     "1": {"ci.yml", "train.yml", "drift.yml", "promote.yml", "keepalive.yml"},
     "2": {"ci.yml", "train.yml", "drift.yml", "promote.yml", "keepalive.yml", "pipeline.yml", "verify.yml",
-          "deploy.yml"},
+          "deploy.yml", "reconcile.yml"},
 }
 DATA_FILE = {"classification": "data/churn.csv", "regression": "data/charges.csv"}
 # Level 2's Kubernetes base, and the manifests of the GitOps controller chosen (none: the base only).
@@ -171,14 +171,16 @@ def test_no_jinja_is_left_and_github_expressions_only_under_github(bakes, config
 
 
 def test_github_expressions_survive_rendering(bakes):
-    """Workflows copied verbatim and the rendered drift.yml both keep GitHub's ${{ }} intact."""
+    """Workflows copied verbatim and the rendered drift.yml and keepalive.yml keep GitHub's ${{ }} intact."""
     project = pick(bakes, mlops_level="2", task="classification")
     for name in LEVEL_WORKFLOWS["2"]:
         text = (project / ".github" / "workflows" / name).read_text()
-        assert "${{ github." in text or "${{ inputs." in text, name
+        assert any(f"${{{{ {context}." in text for context in ("github", "inputs", "secrets")), name
     drift = (project / ".github" / "workflows" / "drift.yml").read_text()
     assert "${{ needs.drift.outputs.decision == 'retrain' }}" in drift
     assert 'cron: "17 6 * * 1"' in drift
+    keepalive = (project / ".github" / "workflows" / "keepalive.yml").read_text()
+    assert "GH_TOKEN: ${{ github.token }}" in keepalive and "{%" not in keepalive
 
 
 @pytest.mark.parametrize("config", MATRIX, ids=config_id)

@@ -82,7 +82,20 @@ def test_scheduled_workflows_are_kept_alive_with_least_privilege(bakes, level) -
     assert job["permissions"] == {"actions": "write"}
     run = job["steps"][0]["run"]
     assert "gh workflow enable" in run and all(name in run for name in ("drift.yml", "train.yml", "keepalive.yml"))
+    assert ("reconcile.yml" in run) == (level == "2")  # every scheduled workflow the level has, and no other
     assert "keepalive.yml" in (bakes[level] / "README.md").read_text()
+
+
+def test_the_aliases_are_re_asserted_from_git_on_a_schedule_at_level_2(bakes) -> None:
+    document = workflow(bakes["2"], "reconcile.yml")
+    assert document["on"]["schedule"] == [{"cron": "23 */6 * * *"}] and "workflow_dispatch" in document["on"]
+    assert document["permissions"] == {} and document["concurrency"]["cancel-in-progress"] is False
+    [job] = document["jobs"].values()
+    assert job["permissions"] == {"contents": "read"}
+    assert job["steps"][-1]["run"].startswith("make reconcile")
+    assert "reconcile:" in (bakes["2"] / "Makefile").read_text()
+    assert "reconcile.yml" in (bakes["2"] / "README.md").read_text()
+    assert not (bakes["1"] / ".github" / "workflows" / "reconcile.yml").exists()
 
 
 def test_level_0_has_no_schedules_to_keep_alive(bakes) -> None:

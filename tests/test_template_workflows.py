@@ -150,6 +150,19 @@ def deploy_run(level2, promote_run, verify_run) -> WorkflowRun:
     return level2.run("deploy.yml", "push")
 
 
+@pytest.fixture(scope="module")
+def reconcile_run(level2, train_run, deploy_run) -> WorkflowRun:
+    """After the deploy, staging's alias is removed by hand (outside git); the scheduled Reconcile
+    workflow puts it back where the merged manifest says."""
+    from gitops_ml import tracking
+    from gitops_ml.config import load_spec
+
+    git(level2.workspace, "checkout", "-q", "main")
+    spec = load_spec(level2.workspace)
+    tracking.connect(spec).delete_registered_model_alias(spec.model_name, "staging")
+    return level2.run("reconcile.yml", "workflow_dispatch")
+
+
 def run_drift(level2: Runner, version: int, severity: str, labelled: bool) -> WorkflowRun:
     """Drift on an inference log of ``severity`` (and labelled feedback when asked); the log, the feedback
     and the spec change are removed after, so the other drift run starts from the deployed state."""
@@ -231,6 +244,14 @@ def test_deploy_workflow_deploys_the_merged_release(level2, train_run, deploy_ru
     assert "Build the image and push it" in skipped
 
 
+def test_reconcile_workflow_puts_an_alias_moved_outside_git_back(level2, train_run, reconcile_run):
+    summary = reconcile_run.job("reconcile").summary
+    version = trained_version(train_run)
+    assert "Aliases re-asserted from git: every alias follows git" in summary
+    assert f"| staging | v{version} | - | v{version} | moved |" in summary
+    assert "| production | - | - | - | in sync |" in summary
+
+
 def test_drift_workflow_retrains_on_drift_and_escalates_without_labels(level2, drift_retrain_run):
     """Moderate covariate drift calls for retraining; with no labelled recent data to learn from, the
     retrain job says so in an issue instead of a pull request."""
@@ -257,7 +278,7 @@ def test_drift_workflow_escalates_when_labelled_data_shows_the_model_broke(level
 
 
 def test_every_workflow_ran_and_the_skipped_steps_are_listed(
-    level2, ci_run, pipeline_run, deploy_run, drift_retrain_run, drift_escalate_run, keepalive_run
+    level2, ci_run, pipeline_run, deploy_run, drift_retrain_run, drift_escalate_run, keepalive_run, reconcile_run
 ):
     generated = {p.name for p in (level2.workspace / ".github" / "workflows").glob("*.yml")}
     assert level2.ran_workflows == generated

@@ -318,7 +318,7 @@ class Runner:
         ("deploy.yml", "deploy", "Build the image and push it"): "needs buildx and the registry",
         ("promote.yml", "promote", "Mint the GitHub App token"): "mints a token through GitHub's API",
         ("drift.yml", "retrain", "Mint the GitHub App token"): "mints a token through GitHub's API",
-        ("keepalive.yml", "keepalive", "Re-enable Drift, Train and this workflow"): "calls GitHub's API (gh)",
+        ("keepalive.yml", "keepalive", "Re-enable the scheduled workflows and this one"): "calls GitHub's API (gh)",
     }
 
     def __init__(
