@@ -87,7 +87,8 @@ def start(command: list[str], cwd: Path, env: dict, log: Path, ready: str) -> su
 
 
 # -- load ------------------------------------------------------------------------------------
-def drive(port: int, path: str, bodies: list[bytes], rows_each: int, concurrency: int, expect: int = 200) -> Measure:
+def drive(port: int, path: str, bodies: list[bytes], rows_each: int, concurrency: int, expect: int = 200,
+          content_type: str = "application/json") -> Measure:
     """Send every body once from ``concurrency`` threads, each with its own keep-alive connection;
     an answer other than ``expect`` counts as a failure."""
     local = threading.local()
@@ -102,7 +103,7 @@ def drive(port: int, path: str, bodies: list[bytes], rows_each: int, concurrency
             connection = local.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
         started = time.perf_counter()
         try:
-            connection.request("POST", path, body, {"Content-Type": "application/json"})
+            connection.request("POST", path, body, {"Content-Type": content_type})
             answer = connection.getresponse()
             answer.read()
             ok = answer.status == expect
@@ -343,9 +344,20 @@ def _run(scratch: Path, quick: bool, processes: list[subprocess.Popen]) -> str:
         print(f"bench serving: c={scenario.concurrency} batch={scenario.batch or 1}: bentoml {bento.rps:.0f} req/s "
               f"p99 {bento.p99_ms:.0f} ms; mlflow {other.rps:.0f} req/s p99 {other.p99_ms:.0f} ms",
               file=sys.stderr, flush=True)
+    door = at_the_door(bento_port, mlflow_port, records, scenarios(quick)[3])
     load = mixed_load(bento_port, records, project / "logs" / "inference", 400 if quick else 2000)
     costs = request_path(records, model)
-    return render(rows, load, quick, time.perf_counter() - started, result.bento_tag, costs)
+    return render(rows, load, quick, time.perf_counter() - started, result.bento_tag, costs, door)
+
+
+def at_the_door(bento_port: int, mlflow_port: int, records: list[dict], scenario: Scenario) -> dict[str, Measure]:
+    """A lone caller's 100-record body refused at each server's door (415, wrong Content-Type): the
+    HTTP round trip with that body, client included, which no change inside the service can remove."""
+    bento = drive(bento_port, "/predict_batch", bodies_for(records, scenario, bento_body), 0, 1, expect=415,
+                  content_type="text/plain")
+    mlflow = drive(mlflow_port, "/invocations", bodies_for(records, scenario, mlflow_body), 0, 1, expect=415,
+                   content_type="text/plain")
+    return {"bento": bento, "mlflow": mlflow}
 
 
 # The previous service (per-record pydantic checks, BentoML's adaptive dispatcher for /predict_batch,
@@ -377,7 +389,34 @@ def goals(rows) -> list[str]:
     return out
 
 
-def render(rows, load: dict, quick: bool, seconds: float, bento_tag: str, costs: list) -> str:
+def lone_batch(rows, costs: list, door: dict[str, Measure]) -> list[str]:
+    """Where a lone caller's 100-record request spends its p50, for both servers, and what 1.3x needs."""
+    scenario, bento, other, _ = next(row for row in rows if row[0].batch == 100 and row[0].concurrency == 1)
+    model_ms = costs[-1][2]
+    own_ms = sum(now for _, _, now in costs[:-1])
+    bento_rest = bento.p50_ms - door["bento"].p50_ms - model_ms - own_ms
+    mlflow_rest = other.p50_ms - door["mlflow"].p50_ms - model_ms
+    needed = other.p50_ms / 1.3
+    return [
+        "A lone caller's 100-record request, p50 ms (same run; \"at the door\": the same body refused with "
+        "415 for its Content-Type before any parsing, so the HTTP round trip with that body, client included):",
+        "",
+        "| server | whole request | at the door | the model | the service's own steps | the rest (framework: routing, "
+        "parsing, dispatch, answer) |",
+        "|---|---:|---:|---:|---:|---:|",
+        f"| BentoML | {bento.p50_ms:.2f} | {door['bento'].p50_ms:.2f} | {model_ms:.2f} | {own_ms:.2f} | "
+        f"{bento_rest:.2f} |",
+        f"| MLflow | {other.p50_ms:.2f} | {door['mlflow'].p50_ms:.2f} | {model_ms:.2f} (`predict`) | - | "
+        f"{mlflow_rest:.2f} |",
+        "",
+        f"1.3x MLflow's throughput for a lone caller needs the whole request in {needed:.2f} ms: "
+        f"{bento.p50_ms - needed:.2f} ms less than now, while the door and the model alone take "
+        f"{door['bento'].p50_ms + model_ms:.2f} ms.",
+    ]
+
+
+def render(rows, load: dict, quick: bool, seconds: float, bento_tag: str, costs: list,
+           door: dict[str, Measure]) -> str:
     lines = [
         "## Serving",
         "",
@@ -433,6 +472,7 @@ def render(rows, load: dict, quick: bool, seconds: float, bento_tag: str, costs:
     }
     for name, before, now in costs:
         lines.append(f"| {name} | {before:.2f} | {now:.2f} | {how[name]} |")
+    lines += ["", *lone_batch(rows, costs, door)]
     lines += [
         "",
         f"Mixed load at concurrency 32 (16 good + 16 malformed clients): {load['good']} good `/predict` "
