@@ -233,6 +233,7 @@ def measure(root: Path, rows: int, baseline: Path | None = None) -> dict:
 
 def run(quick: bool = False) -> str:
     sizes = [10_000, 100_000] if quick else [10_000, 100_000, 1_000_000]
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="drift-bench-") as scratch:
         root = Path(scratch) / "project"
         trained = {"bench": make_project(root), "example": train_example(Path(scratch) / "example")}
@@ -242,10 +243,10 @@ def run(quick: bool = False) -> str:
             for name, folder in (("bench", root), ("example", Path(scratch) / "example")):
                 trained[name]["calibrate_now"] = calibration_seconds(folder)
                 trained[name]["calibrate_baseline"] = calibration_seconds(folder, baseline)
-    return render(results, trained)
+    return render(results, trained, (load_before, os.getloadavg()[0]))
 
 
-def render(results: list[dict], trained: dict | None = None) -> str:
+def render(results: list[dict], trained: dict | None = None, load: tuple[float, float] = (0.0, 0.0)) -> str:
     """The Markdown section: the table, and how time and memory grew with the rows."""
     lines = [
         "## Drift",
@@ -276,8 +277,9 @@ def render(results: list[dict], trained: dict | None = None) -> str:
         "(imports, model, Evidently's rendering of the report). Up to `drift.max_rows` the variable cost "
         "grows with the rows compared (Evidently's tests sort each column: n log n); above it the rows "
         "compared stay at 100,000, reading grows linearly in time, and memory holds the sample plus one "
-        "chunk whatever the file's size. The machine is shared (2 cores, other test runs alongside), so "
-        "seconds vary by tens of percent between runs.",
+        "chunk whatever the file's size. "
+        f"Load average (1 min) at the start and the end of this part: {load[0]:.1f} and {load[1]:.1f} on "
+        f"{os.cpu_count()} cores; with other jobs on the machine seconds vary by tens of percent between runs.",
         "",
     ]
     lines += [
