@@ -64,17 +64,17 @@ def promote_command(ctx: click.Context, version: int, to: str, branch: bool, tit
 
 
 @main.command("replay")
-@click.argument("version")
+@click.argument("version", required=False)
 @click.option("--env", "env", default=None, metavar="ENV",
               help="Environment whose logged traffic is replayed (default: the last one, production).")
 @click.option("--window", default=None, metavar="DURATION",
               help="How much recent traffic: 30m, 12h, 7d, 2w (default: [tool.gitops-ml.release] replay_window).")
 @json_option
 @click.pass_context
-def replay_command(ctx: click.Context, version: str, env: str | None, window: str | None):
-    """Send ENV's recently logged traffic through VERSION offline and compare it with what ENV answered:
-    agreement, the shift of the prediction distribution and, on rows whose labels came back, both models'
-    primary metric. Exit 1 when a replay gate of [tool.gitops-ml.release] fails."""
+def replay_command(ctx: click.Context, version: str | None, env: str | None, window: str | None):
+    """Send ENV's recently logged traffic through VERSION (default: the newest) offline and compare it with
+    what ENV answered: agreement, the shift of the prediction distribution and, on rows whose labels came
+    back, both models' primary metric. Exit 1 when a replay gate of [tool.gitops-ml.release] fails."""
     from ..release.pr import replay_section
     from ..release.replay import refusal, replay
 

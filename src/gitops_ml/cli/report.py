@@ -315,9 +315,10 @@ def feedback_joined(result, spec: Spec | None, echo: Callable[[str], None]) -> N
 def replaying(result, spec: Spec | None, echo: Callable[[str], None]) -> None:
     """The replay's comparison in the step summary, an ``::error`` per failed replay gate, and outputs."""
     from ..release.pr import replay_section
+    from ..release.replay import outcome
 
     for gate in result.failed_gates:
-        echo(github.annotation("error", f"{gate.name}: {gate.reason or f'{gate.value:.4f}'}",
+        echo(github.annotation("error", f"{gate.name}: {outcome(gate)}",
                                title=f"replay of {result.env} traffic"))
     _outputs({"passed": str(result.passed).lower(), "rows_replayed": result.rows_replayed,
               "agreement": "" if result.agreement is None else f"{result.agreement:.6f}"})

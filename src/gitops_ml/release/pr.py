@@ -208,29 +208,31 @@ def replay_section(result) -> str:
     distributions and their shift, quality on labelled rows, gates, and what could not be compared."""
     env, mine = result.env, f"v{result.candidate_version}"
     theirs = f"v{result.production_version} ({env} now)" if result.production_version is not None else env
+    served = f"v{result.production_version}"
     lines = [f"### Replay of {env} traffic\n"]
     if result.agreement is not None:
         sampled = ", sampled" if result.sampled else ""
         lines.append(
-            f"{result.rows_replayed} {env} requests of the last {result.window} (logged by {theirs}{sampled}) "
+            f"{result.rows_replayed} {env} requests of the last {result.window}, as {served} answered them{sampled}, "
             f"sent through {mine} offline: **{result.agreement:.2%} agreement** ({result.disagreements} answers "
             f"differ); prediction shift {_shift_text(result)}.\n"
         )
-        lines.append(markdown_table(["prediction", theirs, mine, "change"], _distribution_rows(result)))
+        lines.append(markdown_table(["answer", theirs, mine, "change"], _distribution_rows(result)))
         if result.candidate_metric is not None:
             delta = result.candidate_metric - result.production_metric
             lines.append(
-                f"\nOn the {result.labelled_rows} replayed rows whose labels came back:\n\n"
-                + markdown_table([result.metric, theirs, mine, "delta"], [
+                f"On the {result.labelled_rows} replayed rows whose labels came back:\n\n"
+                + markdown_table(["metric", theirs, mine, "delta"], [
                     (result.metric, _number(result.production_metric), _number(result.candidate_metric),
                      f"{delta:+.4f}")])
             )
     if result.gates:
-        lines.append("\n" + markdown_table(
+        lines.append(markdown_table(
             ["replay gate", "value", "threshold", "outcome"],
             [(g.name, _number(g.value), _number(g.threshold), ("pass" if g.passed else "FAIL")
               + (f" ({g.reason})" if g.reason else "")) for g in result.gates]))
-    lines += [f"- {note}\n" for note in result.notes]
+    if result.notes:
+        lines.append("".join(f"- {note}\n" for note in result.notes))
     return "\n".join(lines) + "\n"
 
 

@@ -99,10 +99,11 @@ class Replay:
 
 
 def replay(
-    spec: Spec, version: int, env: str | None = None, window: str | None = None, production: int | None = None,
+    spec: Spec, version: int | None, env: str | None = None, window: str | None = None, production: int | None = None,
     released: bool = True,
 ) -> Replay:
-    """Send ``env``'s logged traffic of the last ``window`` through ``version`` and compare the answers.
+    """Send ``env``'s logged traffic of the last ``window`` through ``version`` (None: the newest) and
+    compare the answers.
 
     ``production`` is the version ``env`` runs (default: what its ``release.yaml`` says); ``released``
     False means the caller knows it runs nothing. ``env`` defaults to the last environment.
@@ -298,8 +299,12 @@ def _no_worse(spec: Spec, result: Replay) -> ReplayGate:
 
 def refusal(result: Replay) -> str:
     """Why the failed replay gates refuse the promotion, in one sentence."""
-    parts = []
-    for gate in result.failed_gates:
-        value = "nothing" if gate.value is None else f"{gate.value:.4f}"
-        parts.append(f"{gate.name}: {gate.reason or value}")
+    parts = [f"{gate.name}: {outcome(gate)}" for gate in result.failed_gates]
     return f"the replay of {result.env}'s traffic (last {result.window}) failed: " + "; ".join(parts)
+
+
+def outcome(gate: ReplayGate) -> str:
+    """A failed gate's numbers, or why it had none."""
+    if gate.reason:
+        return gate.reason
+    return f"{gate.value:.4f} against {gate.threshold:.4f}"
