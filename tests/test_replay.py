@@ -182,6 +182,24 @@ def test_no_worse_passes_on_equal_quality_and_fails_without_labels(work: Path) -
     assert any("no labels have come back yet" in n for n in result["notes"])
 
 
+def test_labelled_rows_a_model_was_trained_on_are_left_out_of_the_quality_comparison(work: Path) -> None:
+    from gitops_ml import tracking
+    from gitops_ml.train import TRAIN_ARTIFACT
+
+    spec = load_spec(work)
+    client = tracking.connect(spec)
+    trained = pd.read_parquet(client.download_artifacts(tracking.get_version(spec, client, 2).run_id,
+                                                        TRAIN_ARTIFACT)).head(50)
+    ids = log_traffic(work, trained, "seen")  # production was asked about rows the models learnt from
+    trained[["churned"]].assign(request_id=ids).to_csv(work / "seen-labels.csv", index=False)
+    assert feedback.join(spec, str(work / "seen-labels.csv")).matched == 50  # the feedback file: only these
+    code, out, result = cli(work, "replay", "2", "--json")
+    assert code == 0, out
+    assert result["rows_replayed"] == ROWS + 50 and (result["labelled_seen"], result["labelled_rows"]) == (50, 0)
+    assert result["candidate_metric"] is None
+    assert any("50 labelled replayed rows were left out" in n for n in result["notes"])
+
+
 def test_an_environment_that_runs_nothing_has_nothing_to_replay(trained_project: Path, tmp_path: Path) -> None:
     root = copy_project(trained_project, tmp_path / "project")
     set_release(root, "replay_min_agreement = 0.99")

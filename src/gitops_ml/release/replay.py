@@ -79,6 +79,9 @@ class Replay:
     the candidate's mean answer minus production's."""
     labelled_source: str = ""
     labelled_rows: int = 0
+    labelled_seen: int = 0
+    """Labelled replayed rows either model was trained on: left out, since a model scores its own training
+    rows too well (a version retrained on production's labels has seen most of them)."""
     metric: str = ""
     production_metric: float | None = None
     candidate_metric: float | None = None
@@ -226,9 +229,14 @@ def _labelled(spec: Spec, client, result: Replay, model, ids: set[str]) -> None:
     frame = _labelled_rows(spec, result, ids)
     if frame is None:
         return
-    production = _production_model(spec, client, result)
-    if production is None:
+    found = _production_version(spec, client, result)
+    if found is None:
         return
+    candidate = tracking.get_version(spec, client, result.candidate_version)
+    frame = _unseen(spec, client, result, frame, [candidate, found])
+    if frame.empty:
+        return
+    production = _load(found)
     x, y = model_inputs(spec, frame), frame[spec.target]
     theirs, mine = score(production, x, y, spec.task), score(model, x, y, spec.task)
     if spec.metric not in theirs or spec.metric not in mine:
@@ -263,9 +271,48 @@ def _labelled_rows(spec: Spec, result: Replay, ids: set[str]) -> pd.DataFrame | 
     return rows.frame
 
 
-def _production_model(spec: Spec, client, result: Replay):
+def _row_keys(spec: Spec, frame: pd.DataFrame) -> pd.Series:
+    """One text key per row over the contract's columns, numbers as floats and every missing value alike
+    (None in a Parquet file, NaN once a CSV is read back), so that a row read from the training artifact
+    and the same row read from the feedback file give the same key."""
+    columns = [c for c in load_schema(spec).columns if c in frame.columns]
+    parts = frame[columns].copy()
+    for column in columns:
+        values = parts[column]
+        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            values = values.astype(float)
+        parts[column] = values.astype(object).where(values.notna(), "\x00").astype(str)
+    return parts.agg("\x1f".join, axis=1)
+
+
+def _unseen(spec: Spec, client, result: Replay, frame: pd.DataFrame, versions: list) -> pd.DataFrame:
+    """The labelled rows neither model was trained on (per the training rows logged with each run)."""
+    from ..train import TRAIN_ARTIFACT
+
+    seen: set[str] = set()
+    for version in versions:
+        try:
+            trained = pd.read_parquet(client.download_artifacts(version.run_id, TRAIN_ARTIFACT))
+        except Exception as exc:  # noqa: BLE001 - an artifact store that lost it: say so, keep the rows
+            result.notes.append(f"v{version.version}'s training rows cannot be read ({type(exc).__name__}): "
+                                "labelled rows it may have been trained on are kept")
+            continue
+        seen |= set(_row_keys(spec, trained))
+    keep = ~_row_keys(spec, frame).isin(seen)
+    result.labelled_seen = int((~keep).sum())
+    result.labelled_rows = int(keep.sum())
+    if result.labelled_seen:
+        result.notes.append(f"{result.labelled_seen} labelled replayed rows were left out of the quality "
+                            "comparison: one of the two models was trained on them")
+    if not result.labelled_rows:
+        result.notes.append("every labelled replayed row was a training row of one of the models: quality "
+                            "not compared")
+    return frame[keep.to_numpy()].reset_index(drop=True)
+
+
+def _production_version(spec: Spec, client, result: Replay):
     try:
-        return _load(tracking.get_version(spec, client, result.production_version))
+        return tracking.get_version(spec, client, result.production_version)
     except ConfigError as missing:  # a registry that lacks it (a fork's embedded store): say so, compare nothing
         result.notes.append(f"v{result.production_version} cannot be loaded from this registry ({missing}): "
                             "quality not compared")
