@@ -354,3 +354,21 @@ def test_a_reference_whose_fingerprint_disagrees_is_refused(released: Path, tmp_
     run = CliRunner().invoke(main, ["--project", str(root), "drift", "--env", "staging", "--current",
                                     str(batch_file(tmp_path, "none"))])
     assert run.exit_code == 1 and "the reference cannot be trusted" in run.output
+
+
+def test_drift_and_feedback_refuse_a_log_that_is_switched_off(tmp_path: Path) -> None:
+    from gitops_ml.errors import ConfigError
+    from gitops_ml.monitor.feedback import join
+    from gitops_ml.monitor.sources import read_inference_log
+
+    from .conftest import make_project
+
+    spec = load_spec(make_project(tmp_path / "p", extra='\n[tool.gitops-ml.serving]\ninference_log = "off"\n'))
+    labels = tmp_path / "labels.csv"
+    labels.write_text("request_id,churned\nabc,1\n")
+    with pytest.raises(ConfigError, match='inference_log is "off": .* so drift has no traffic to compare; pass '
+                                          "--current FILE"):
+        read_inference_log(spec, 1, "7d")
+    with pytest.raises(ConfigError, match='inference_log is "off": .* no logged predictions to join'):
+        join(spec, str(labels), output=str(tmp_path / "out.parquet"))
+    assert not (tmp_path / "out.parquet").exists() and not (tmp_path / "p" / "off").exists()

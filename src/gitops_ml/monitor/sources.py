@@ -135,6 +135,7 @@ def read_inference_log(spec: Spec, model_version: int, window: str | None) -> Ro
     # Name what the user wrote: the --window option, or the spec's drift.window when it was not given.
     label = "--window" if window else "drift.window"
     window = window or spec.drift.window
+    refuse_when_logging_off(spec, "drift has no traffic to compare; pass --current FILE")
     since = datetime.now(UTC) - parse_duration(window, label)
     location = spec.resolve(spec.serving.inference_log)
     try:
@@ -146,6 +147,13 @@ def read_inference_log(spec: Spec, model_version: int, window: str | None) -> Ro
                 corrupt_lines=log.corrupt_lines, window=window, since=since, files=log.files,
                 other_traffic=log.other_traffic, other_versions=log.other_versions,
                 corrupt_objects=log.corrupt_objects)
+
+
+def refuse_when_logging_off(spec: Spec, what_now: str) -> None:
+    """A log that is switched off cannot be read: say so (exit 2) instead of reporting an empty window."""
+    if spec.serving.logging_off:
+        raise ConfigError(f'{spec.pyproject}: [tool.gitops-ml.serving] inference_log is "off": the served model '
+                          f"logs nothing, so {what_now}, or set inference_log to where the service logs")
 
 
 # -- the contract ---------------------------------------------------------------------------------

@@ -66,6 +66,7 @@ OBJECT_PATTERN = re.compile(
 PARTITION_PATTERN = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
 NAME_TIME = "%Y%m%dT%H%M%S"
 META_COLUMNS = ("prediction", "probability", "timestamp", "model_version", "request_id", "traffic")
+OFF = "off"  # inference_log = "off" (config.LOG_OFF): the service logs nothing; spelt here for the bento
 PRODUCTION = "production"  # the traffic every request is unless it is marked (X-Gitops-ML-Traffic)
 LOCAL_PROTOCOLS = ("file", "local")
 # fsspec protocol -> (the driver package, the engine's extra that brings it)
