@@ -46,7 +46,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -623,7 +623,7 @@ class LogRead:
 
 def read_log(location: str, since: datetime | None = None, model_version: int | None = None,
              traffic: str | None = PRODUCTION) -> LogRead:
-    """Every logged row under ``location`` (a directory or fsspec URI), oldest first.
+    """Every logged row under ``location`` (a directory or fsspec URI), oldest first, in one frame.
 
     ``frame`` has one column per feature plus ``prediction``, ``probability``, ``timestamp``
     (tz-aware UTC), ``model_version``, ``request_id`` and ``traffic``. Only rows of ``traffic``
@@ -634,41 +634,72 @@ def read_log(location: str, since: datetime | None = None, model_version: int | 
     partitions the window touches are listed, and only objects whose last row is inside it are
     downloaded; each object is read once. A missing directory or prefix gives an empty frame; a
     location the storage refuses (credentials, a missing bucket) raises ``LogLocationError``.
+
+    Memory grows with the rows: a reader that needs a bounded sample iterates a ``LogStream``.
     """
-    if since is not None and since.tzinfo is None:
-        since = since.replace(tzinfo=UTC)
-    records: list[dict] = []
-    frames: list[pd.DataFrame] = []
-    corrupt = corrupt_objects = 0
-    fs, entries, outside = _log_entries(location, since)
-    for path, whole in entries:
-        data = _download(fs, path, location)
-        if data is None:
-            continue
-        if whole:
-            part = _parquet_frame(data)
-            if part is None:
-                corrupt_objects += 1
-                logger.warning("inference log %s: skipped corrupt object %s (not a Parquet file of the log's fields)",
-                               location, path.rsplit("/", 1)[-1])
+    stream = LogStream(location, since=since, model_version=model_version, traffic=traffic)
+    return stream.result(_frame(list(stream)))
+
+
+class LogStream:
+    """The rows of ``read_log``, one file or object at a time, so a reader can sample as it goes.
+
+    Listing happens here, at once (a refused location raises ``LogLocationError`` before any row);
+    iterating downloads one file or object at a time and yields its rows of the window, the traffic
+    and the version, as a frame shaped like ``read_log``'s. The counts fill in while it runs.
+    """
+
+    def __init__(self, location: str, since: datetime | None = None, model_version: int | None = None,
+                 traffic: str | None = PRODUCTION) -> None:
+        if since is not None and since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+        self.location, self.since, self.model_version, self.traffic = location, since, model_version, traffic
+        self.fs, self.entries, self.outside_window = _log_entries(location, since)
+        self.rows = self.corrupt_lines = self.corrupt_objects = self.other_traffic = self.other_versions = 0
+
+    def __iter__(self) -> Iterator[pd.DataFrame]:
+        for path, whole in self.entries:
+            part = self._read(path, whole)
+            if part is None or part.empty:
                 continue
-            frames.append(part)
-            continue
-        kept, bad_lines = _parse_text(data)
-        corrupt += bad_lines
-        records.extend(kept)
-    if records:
-        frames.append(pd.DataFrame.from_records(records))
-    frame = _frame(frames)
-    if since is not None:
-        frame = frame[frame["timestamp"] >= pd.Timestamp(since)]
-    frame, other_traffic = _keep(frame, "traffic", traffic)
-    frame, other_versions = _keep(frame, "model_version", model_version)
-    frame = frame.reset_index(drop=True)
-    return LogRead(frame=frame, rows=len(frame), corrupt_lines=corrupt, files=len(entries),
-                   other_traffic=other_traffic, other_versions=other_versions,
-                   corrupt_objects=corrupt_objects, outside_window=outside,
-                   read_names=tuple(path for path, _ in entries))
+            part = _frame([part])
+            if self.since is not None:
+                part = part[part["timestamp"] >= pd.Timestamp(self.since)]
+            part, other_traffic = _keep(part, "traffic", self.traffic)
+            part, other_versions = _keep(part, "model_version", self.model_version)
+            self.other_traffic += other_traffic
+            self.other_versions += other_versions
+            self.rows += len(part)
+            if len(part):
+                yield part.reset_index(drop=True)
+
+    def _read(self, path: str, whole: bool) -> pd.DataFrame | None:
+        """One file's or object's rows; None when it is gone or (an object) corrupt, which is counted."""
+        data = _download(self.fs, path, self.location)
+        if data is None:
+            return None
+        if not whole:
+            records, bad_lines = _parse_text(data)
+            self.corrupt_lines += bad_lines
+            return pd.DataFrame.from_records(records) if records else None
+        part = _parquet_frame(data)
+        if part is None:
+            self.corrupt_objects += 1
+            logger.warning("inference log %s: skipped corrupt object %s (not a Parquet file of the log's fields)",
+                           self.location, path.rsplit("/", 1)[-1])
+        return part
+
+    def result(self, frame: pd.DataFrame) -> LogRead:
+        """What was read, with ``frame`` (all the rows, or a sample of them) as its rows."""
+        return LogRead(frame=frame.reset_index(drop=True), rows=self.rows, corrupt_lines=self.corrupt_lines,
+                       files=len(self.entries), other_traffic=self.other_traffic,
+                       other_versions=self.other_versions, corrupt_objects=self.corrupt_objects,
+                       outside_window=self.outside_window, read_names=tuple(path for path, _ in self.entries))
+
+
+def empty_frame() -> pd.DataFrame:
+    """A log frame with no rows: the log's own columns, typed."""
+    return _frame([])
 
 
 def _keep(frame: pd.DataFrame, column: str, value: object) -> tuple[pd.DataFrame, int]:
