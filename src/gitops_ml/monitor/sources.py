@@ -134,7 +134,7 @@ def read_inference_log(spec: Spec, model_version: int, window: str | None) -> Ro
     Streamed one file or object at a time into the same seeded bottom-k draw as files: memory holds
     ``drift.max_rows`` rows plus one chunk, however many rows the window holds.
     """
-    from ..serve.inference_log import LogLocationError, LogStream, empty_frame
+    from ..serve.inference_log import LogLocationError, LogStream, log_frame
 
     # Name what the user wrote: the --window option, or the spec's drift.window when it was not given.
     label = "--window" if window else "drift.window"
@@ -147,7 +147,7 @@ def read_inference_log(spec: Spec, model_version: int, window: str | None) -> Ro
         frame, seen = bottom_k(regroup(stream, CHUNK_ROWS), spec.drift.max_rows, spec.seed)
     except LogLocationError as exc:  # a missing driver, refused credentials, a missing bucket: exit 1
         raise CheckFailed(f"[tool.gitops-ml.serving] inference_log: {exc}") from None
-    frame = frame.sort_values("timestamp", kind="stable").reset_index(drop=True) if seen else empty_frame()
+    frame = log_frame([frame] if seen else [])
     log = stream.result(frame)
     return Rows(frame=log.frame, source=location, kind="log", rows_read=log.rows, sampled=log.rows > len(frame),
                 corrupt_lines=log.corrupt_lines, window=window, since=since, files=log.files,

@@ -51,6 +51,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 try:  # the faster encoder; the log works without it (the monitor imports this module too)
@@ -465,8 +466,6 @@ class LogWriter:
                 values.extend(columns[name] if name in columns else [None] * batch.rows)
             features.append(_arrow(values))
         rows = sum(batch.rows for batch in batches)
-        import numpy as np
-
         # One timestamp a call, repeated; the fields every row shares as one-entry dictionaries.
         micros = np.repeat(np.array([int(_parse_stamp(b.timestamp).timestamp() * 1e6) for b in batches], "int64"),
                            [b.rows for b in batches])
@@ -646,7 +645,8 @@ class LogStream:
 
     Listing happens here, at once (a refused location raises ``LogLocationError`` before any row);
     iterating downloads one file or object at a time and yields its rows of the window, the traffic
-    and the version, as a frame shaped like ``read_log``'s. The counts fill in while it runs.
+    and the version (columns in the object's order: ``log_frame`` puts what is kept in ``read_log``'s
+    shape and order once, not once an object). The counts fill in while it runs.
     """
 
     def __init__(self, location: str, since: datetime | None = None, model_version: int | None = None,
@@ -662,16 +662,24 @@ class LogStream:
             part = self._read(path, whole)
             if part is None or part.empty:
                 continue
-            part = _frame([part])
-            if self.since is not None:
-                part = part[part["timestamp"] >= pd.Timestamp(self.since)]
-            part, other_traffic = _keep(part, "traffic", self.traffic)
-            part, other_versions = _keep(part, "model_version", self.model_version)
-            self.other_traffic += other_traffic
-            self.other_versions += other_versions
+            if not whole:  # JSON Lines: timestamps parsed line by line, typed here; Parquet comes typed
+                part = _frame([part])
+            part = self._kept(part)
             self.rows += len(part)
             if len(part):
-                yield part.reset_index(drop=True)
+                yield part
+
+    def _kept(self, part: pd.DataFrame) -> pd.DataFrame:
+        """The part's rows inside the window, of the traffic and the version; the others inside the
+        window counted (one mask, so a part kept whole is not copied)."""
+        every = np.ones(len(part), dtype=bool)
+        inside = every if self.since is None else (part["timestamp"] >= pd.Timestamp(self.since)).to_numpy()
+        traffic = every if self.traffic is None else (part["traffic"] == self.traffic).to_numpy()
+        version = every if self.model_version is None else (part["model_version"] == self.model_version).to_numpy()
+        self.other_traffic += int((inside & ~traffic).sum())
+        self.other_versions += int((inside & traffic & ~version).sum())
+        keep = inside & traffic & version
+        return part if keep.all() else part[keep].reset_index(drop=True)
 
     def _read(self, path: str, whole: bool) -> pd.DataFrame | None:
         """One file's or object's rows; None when it is gone or (an object) corrupt, which is counted."""
@@ -697,17 +705,10 @@ class LogStream:
                        outside_window=self.outside_window, read_names=tuple(path for path, _ in self.entries))
 
 
-def empty_frame() -> pd.DataFrame:
-    """A log frame with no rows: the log's own columns, typed."""
-    return _frame([])
-
-
-def _keep(frame: pd.DataFrame, column: str, value: object) -> tuple[pd.DataFrame, int]:
-    """The rows whose ``column`` is ``value`` (all when it is None), and how many were left out."""
-    if value is None:
-        return frame, 0
-    kept = frame[column] == value
-    return frame[kept], int((~kept).sum())
+def log_frame(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Frames of ``LogStream`` (or a sample of them) as one, shaped as ``read_log``'s: the features, then the
+    log's own columns typed, oldest first; with no rows, just the log's own columns."""
+    return _frame(frames)
 
 
 def _download(fs, path: str, location: str) -> bytes | None:
