@@ -14,6 +14,8 @@ arrive later are joined on; ``features`` holds every contract column of the requ
 smoke tests and pipeline checks never count as what production was asked. Lines written before
 these fields existed read as production rows without an id.
 
+``inference_log = "off"`` (``OFF``): the service makes no writer at all and logs nothing.
+
 The writer never blocks a prediction: rows wait in a bounded buffer that background threads drain;
 rows are dropped (and counted, and logged with the reason) only when that buffer is full.
 
