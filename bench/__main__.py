@@ -2,7 +2,8 @@
 
 Each part is a module here with ``run(quick: bool) -> str`` returning a Markdown section
 that includes the command reproducing it. ``BENCH_PARTS=serving,drift`` picks parts;
-``BENCH_QUICK=1`` runs the small sizes only.
+``BENCH_QUICK=1`` runs the small sizes only. A section's title is its part's name, ``_`` written as a
+space (``## Inference log`` for ``inference_log``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-PARTS = ("serving", "drift")
+PARTS = ("serving", "drift", "inference_log")
 OUTPUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 
 
@@ -35,12 +36,12 @@ def machine() -> str:
 
 
 def previous_sections() -> dict[str, str]:
-    """The sections of the current docs/benchmarks.md by part name (``## Serving`` -> ``serving``)."""
+    """The sections of the current docs/benchmarks.md by part name (``## Inference log`` -> ``inference_log``)."""
     if not OUTPUT.is_file():
         return {}
     sections: dict[str, str] = {}
     for chunk in OUTPUT.read_text(encoding="utf-8").split("\n## ")[1:]:
-        title = chunk.split("\n", 1)[0].strip().lower()
+        title = chunk.split("\n", 1)[0].strip().lower().replace(" ", "_")
         sections[title] = "## " + chunk.rstrip("\n") + "\n"
     return sections
 

@@ -190,12 +190,12 @@ print(time.perf_counter() - start)
 """
 
 
-def baseline_tree(scratch: Path) -> Path | None:
-    """The baseline's ``src`` folder, extracted from git; None when the ref cannot be read."""
+def baseline_tree(scratch: Path, ref: str = BASELINE) -> Path | None:
+    """The ``src`` folder of git ``ref`` (the baseline), extracted; None when the ref cannot be read."""
     repo = Path(__file__).resolve().parents[1]
     target = scratch / "baseline"
     target.mkdir()
-    archive = subprocess.run(["git", "-C", str(repo), "archive", BASELINE, "src"], capture_output=True)
+    archive = subprocess.run(["git", "-C", str(repo), "archive", ref, "src"], capture_output=True)
     if archive.returncode:
         return None
     subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)

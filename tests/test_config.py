@@ -119,3 +119,19 @@ def test_slices_load_typed_and_a_parity_gate_needs_a_classifier(tmp_path):
         load_spec(root)
     assert "[tool.gitops-ml] field 'slices.max_parity_difference'" in str(caught.value)
     assert str(root / "pyproject.toml") in str(caught.value)
+
+
+def test_inference_log_off_switches_logging_off_and_a_near_miss_is_named(tmp_path):
+    off = load_spec(make_project(tmp_path / "off", extra='\n[tool.gitops-ml.serving]\ninference_log = "off"\n'))
+    assert off.serving.logging_off
+    assert not load_spec(make_project(tmp_path / "on")).serving.logging_off
+    directory = make_project(tmp_path / "dir", extra='\n[tool.gitops-ml.serving]\ninference_log = "./off"\n')
+    assert not load_spec(directory).serving.logging_off  # a directory named off is still a directory
+    for value, message in (("", "empty: give a directory"), ("  ", "empty: give a directory"),
+                           ("OFF", "'OFF': write \"off\" to log nothing, or \"./OFF\" for a directory")):
+        root = make_project(tmp_path / f"bad{len(value)}{value.strip()}",
+                            extra=f'\n[tool.gitops-ml.serving]\ninference_log = "{value}"\n')
+        with pytest.raises(ConfigError) as raised:
+            load_spec(root)
+        assert f"{root / 'pyproject.toml'}: " in str(raised.value)
+        assert "field 'serving.inference_log'" in str(raised.value) and message in str(raised.value)

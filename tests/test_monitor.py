@@ -354,3 +354,62 @@ def test_a_reference_whose_fingerprint_disagrees_is_refused(released: Path, tmp_
     run = CliRunner().invoke(main, ["--project", str(root), "drift", "--env", "staging", "--current",
                                     str(batch_file(tmp_path, "none"))])
     assert run.exit_code == 1 and "the reference cannot be trusted" in run.output
+
+
+def test_drift_and_feedback_refuse_a_log_that_is_switched_off(tmp_path: Path) -> None:
+    from gitops_ml.errors import ConfigError
+    from gitops_ml.monitor.feedback import join
+    from gitops_ml.monitor.sources import read_inference_log
+
+    from .conftest import make_project
+
+    spec = load_spec(make_project(tmp_path / "p", extra='\n[tool.gitops-ml.serving]\ninference_log = "off"\n'))
+    labels = tmp_path / "labels.csv"
+    labels.write_text("request_id,churned\nabc,1\n")
+    with pytest.raises(ConfigError, match='inference_log is "off": .* so drift has no traffic to compare; pass '
+                                          "--current FILE"):
+        read_inference_log(spec, 1, "7d")
+    with pytest.raises(ConfigError, match='inference_log is "off": .* no logged predictions to join'):
+        join(spec, str(labels), output=str(tmp_path / "out.parquet"))
+    assert not (tmp_path / "out.parquet").exists() and not (tmp_path / "p" / "off").exists()
+
+
+def test_the_inference_log_is_streamed_into_a_bounded_seeded_sample(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """12 objects of 500 rows, drift.max_rows 1000, chunks of 400: the reader must never hold the 6000 rows
+    at once (the old reader concatenated them all, then sampled), yet count them all and draw evenly."""
+    import pandas as pd
+
+    from gitops_ml.monitor import sources
+    from gitops_ml.serve.inference_log import LogWriter
+
+    from .conftest import make_project
+
+    location = f"memory://{tmp_path.name}/log"
+    log = LogWriter(location, model_name="churn-classifier", model_version=1, data_fingerprint="ab" * 32,
+                    capacity=1000, flush_seconds=0.05)  # an object every 500 rows
+    for batch in range(12):
+        log.submit([{"age": float(batch * 500 + i), "contract": "monthly"} for i in range(500)], [1] * 500)
+        assert log.flush()
+    log.close()
+    assert len(log.objects) == 12
+    extra = f'\n[tool.gitops-ml.serving]\ninference_log = "{location}"\n[tool.gitops-ml.drift]\nmax_rows = 1000\n'
+    spec = load_spec(make_project(tmp_path / "p", extra=extra))
+    monkeypatch.setattr(sources, "CHUNK_ROWS", 400)
+    largest = 0
+    concat = pd.concat
+
+    def spy(frames, *args, **kwargs):
+        nonlocal largest
+        joined = concat(frames, *args, **kwargs)
+        largest = max(largest, len(joined))
+        return joined
+
+    monkeypatch.setattr(pd, "concat", spy)
+    rows = sources.read_inference_log(spec, 1, "7d")
+    assert largest <= 1000 + 400 + 500  # the sample, one chunk and the object that filled it: never 6000
+    assert (rows.rows_read, rows.rows_used, rows.sampled, rows.files) == (6000, 1000, True, 12)
+    ages = rows.frame["age"]
+    assert (ages < 2000).any() and (ages >= 4000).any()  # drawn from the whole window, not its head or tail
+    assert rows.frame["timestamp"].is_monotonic_increasing and ages.is_unique
+    assert rows.frame.equals(sources.read_inference_log(spec, 1, "7d").frame)  # seeded

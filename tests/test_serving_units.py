@@ -321,3 +321,27 @@ def test_serve_refuses_a_port_outside_1_to_65535(tmp_path, monkeypatch, port):
     done = CliRunner().invoke(main, ["serve", "2", "--port", port])
     assert done.exit_code == 2, done.output
     assert "--port" in done.output and "65535" in done.output
+
+
+def test_serve_with_the_log_off_tells_the_bento_so_over_a_host_setting(tmp_path, monkeypatch):
+    """``inference_log = "off"`` reaches the bento as GITOPS_ML_INFERENCE_LOG=off, even where the host
+    exports a log directory of its own (that variable wins over the bento's baked-in setting)."""
+    import os
+
+    from click.testing import CliRunner
+
+    from gitops_ml.cli import main
+    from gitops_ml.serve import package as packaging
+
+    from .conftest import make_project
+
+    root = make_project(tmp_path / "p", extra='\n[tool.gitops-ml.serving]\ninference_log = "off"\n')
+    monkeypatch.setenv("GITOPS_ML_INFERENCE_LOG", str(tmp_path / "host-log"))
+    monkeypatch.setattr(packaging, "package", lambda spec, version: packaging.PackageResult(
+        bento_tag="churn-classifier:v1-x", model_version=1, model_tag="m:v1", archive=None, dockerfile="D"))
+    started = {}
+    monkeypatch.setattr(os, "execvpe", lambda file, args, env: started.update(args=args, env=env))
+    done = CliRunner().invoke(main, ["--project", str(root), "serve", "1", "--port", "3111"])
+    assert done.exit_code == 0, done.output
+    assert started["env"]["GITOPS_ML_INFERENCE_LOG"] == "off" and "inference log: off" in done.output
+    assert not (tmp_path / "host-log").exists() and not (root / "off").exists()

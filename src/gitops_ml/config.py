@@ -32,6 +32,11 @@ def seconds(duration: str) -> float:
     return float(match.group(1)) * _SECONDS[match.group(2)]
 
 
+# `inference_log = "off"`: serve without logging. The bento's copy of serve/inference_log.py spells it
+# again (OFF) because it ships without this module.
+LOG_OFF = "off"
+
+
 class _Section(BaseModel):
     # A misspelt field is an error, not a silent default; a value of the wrong TOML type
     # ("0.2" for a number, true for a seed) is an error, not silently coerced.
@@ -54,7 +59,8 @@ class Serving(_Section):
     """Most records one /predict_batch request may hold (a 400 above it); also the most rows one model call merges."""
     inference_log: str = "logs/inference"
     """Where the served model logs its predictions: a directory, or an fsspec URI (``s3://``, ``gs://``,
-    ``az://``; the driver comes with the extra ``gitops-ml[s3]``, ``[gcs]`` or ``[azure]``)."""
+    ``az://``; the driver comes with the extra ``gitops-ml[s3]``, ``[gcs]`` or ``[azure]``); ``"off"``:
+    the service logs nothing (drift then needs ``--current``; a directory named off is ``"./off"``)."""
     log_rotate_mb: float = Field(default=16.0, gt=0)
     """A new log file (or object) past this size: small enough to upload and read in pieces."""
     log_rotate_age: str = "60s"
@@ -71,6 +77,21 @@ class Serving(_Section):
     """Serving processes; one keeps a small model's memory low, raise it for CPU-bound models."""
     max_latency_ms: int = Field(default=10000, ge=100)
     """Sets the server's request timeout (this plus 30 s, at least 60 s); the batcher queues, never answers 503."""
+
+    @field_validator("inference_log")
+    @classmethod
+    def _log_location(cls, value: str) -> str:
+        # An empty or blank location would resolve to the project folder itself: a typo, not a choice.
+        if not value.strip():
+            raise ValueError(f'empty: give a directory, an fsspec URI (s3://...) or "{LOG_OFF}" to log nothing')
+        if value.strip().lower() == LOG_OFF and value != LOG_OFF:
+            raise ValueError(f'{value!r}: write "{LOG_OFF}" to log nothing, or "./{value.strip()}" for a directory')
+        return value
+
+    @property
+    def logging_off(self) -> bool:
+        """True when ``inference_log = "off"``: the service serves without logging what it is asked."""
+        return self.inference_log == LOG_OFF
 
     @field_validator("log_rotate_age", "log_flush_timeout")
     @classmethod

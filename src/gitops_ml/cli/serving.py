@@ -61,8 +61,10 @@ def serve_command(ctx: click.Context, version: str | None, env: str | None, port
             raise ConfigError(f"environment {env!r} runs no version yet ({release.manifest_path(spec, env)})")
     result = package(spec, chosen)
     environment = {**os.environ, "BENTOML_HOME": str(bentoml_home(spec))}
-    log = spec.resolve(spec.serving.inference_log)
-    if "://" not in log:
+    log = spec.serving.inference_log if spec.serving.logging_off else spec.resolve(spec.serving.inference_log)
+    if spec.serving.logging_off:  # said to the bento too: a host's own log setting must not turn it back on
+        environment["GITOPS_ML_INFERENCE_LOG"] = log
+    elif "://" not in log:
         environment["GITOPS_ML_INFERENCE_LOG"] = str(Path(log).resolve())
     command = [*_bentoml_command(), "serve", result.bento_tag, "--host", host, "--port", str(port)]
     console.err(f"serving {spec.model_name} v{result.model_version} ({result.bento_tag}) "

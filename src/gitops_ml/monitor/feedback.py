@@ -32,7 +32,7 @@ from ..config import Spec
 from ..data import load_schema, read_table, table_format
 from ..errors import CheckFailed, ConfigError, DataError, GitopsMLError
 from ..layout import TIMESTAMP
-from .sources import parse_duration
+from .sources import parse_duration, refuse_when_logging_off
 
 REQUEST_ID = "request_id"
 LOGGED = ("prediction", "probability", TIMESTAMP, "model_version", REQUEST_ID)
@@ -132,6 +132,7 @@ def read_logged(spec: Spec, window: str):
 
 def join(spec: Spec, labels: str, on: str | None = None, window: str = "30d", output: str | None = None) -> JoinResult:
     """Join ``labels`` with the logged predictions of the last ``window``; write the labelled data set."""
+    refuse_when_logging_off(spec, "there are no logged predictions to join labels with")
     key = key_of(spec, on)
     target = output_of(spec, output)
     table_format(target)  # refuse an output name of no known format before reading anything

@@ -1,12 +1,12 @@
 """Where monitored rows come from: the inference log or a CSV/Parquet file, sampled and checked.
 
-Files are read in chunks and sampled with a seeded bottom-k draw, so memory stays bounded by
-``drift.max_rows`` whatever the file's size.
+Files are read in chunks, the inference log one file or object at a time, and both are sampled
+with a seeded bottom-k draw, so memory stays bounded by ``drift.max_rows`` whatever the size.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -129,23 +129,52 @@ def read_file(spec: Spec, uri: str, window: str | None) -> Rows:
 
 
 def read_inference_log(spec: Spec, model_version: int, window: str | None) -> Rows:
-    """What the environment's model was asked over the window, from the serving inference log."""
-    from ..serve.inference_log import LogLocationError, read_log
+    """What the environment's model was asked over the window, from the serving inference log.
+
+    Streamed one file or object at a time into the same seeded bottom-k draw as files: memory holds
+    ``drift.max_rows`` rows plus one chunk, however many rows the window holds.
+    """
+    from ..serve.inference_log import LogLocationError, LogStream, log_frame
 
     # Name what the user wrote: the --window option, or the spec's drift.window when it was not given.
     label = "--window" if window else "drift.window"
     window = window or spec.drift.window
+    refuse_when_logging_off(spec, "drift has no traffic to compare; pass --current FILE")
     since = datetime.now(UTC) - parse_duration(window, label)
     location = spec.resolve(spec.serving.inference_log)
     try:
-        log = read_log(location, since=since, model_version=model_version)
+        stream = LogStream(location, since=since, model_version=model_version)
+        frame, seen = bottom_k(regroup(stream, CHUNK_ROWS), spec.drift.max_rows, spec.seed)
     except LogLocationError as exc:  # a missing driver, refused credentials, a missing bucket: exit 1
         raise CheckFailed(f"[tool.gitops-ml.serving] inference_log: {exc}") from None
-    frame = sample(log.frame, spec.drift.max_rows, spec.seed)
-    return Rows(frame=frame, source=location, kind="log", rows_read=log.rows, sampled=log.rows > len(frame),
+    frame = log_frame([frame] if seen else [])
+    log = stream.result(frame)
+    return Rows(frame=log.frame, source=location, kind="log", rows_read=log.rows, sampled=log.rows > len(frame),
                 corrupt_lines=log.corrupt_lines, window=window, since=since, files=log.files,
                 other_traffic=log.other_traffic, other_versions=log.other_versions,
                 corrupt_objects=log.corrupt_objects)
+
+
+def regroup(parts: Iterable[pd.DataFrame], rows: int) -> Iterator[pd.DataFrame]:
+    """Small frames (one a log object) joined into chunks of at least ``rows`` rows (the last one
+    smaller), so the sampler concatenates once a chunk instead of once an object."""
+    held: list[pd.DataFrame] = []
+    count = 0
+    for part in parts:
+        held.append(part)
+        count += len(part)
+        if count >= rows:
+            yield pd.concat(held, ignore_index=True) if len(held) > 1 else held[0]
+            held, count = [], 0
+    if held:
+        yield pd.concat(held, ignore_index=True) if len(held) > 1 else held[0]
+
+
+def refuse_when_logging_off(spec: Spec, what_now: str) -> None:
+    """A log that is switched off cannot be read: say so (exit 2) instead of reporting an empty window."""
+    if spec.serving.logging_off:
+        raise ConfigError(f'{spec.pyproject}: [tool.gitops-ml.serving] inference_log is "off": the served model '
+                          f"logs nothing, so {what_now}, or set inference_log to where the service logs")
 
 
 # -- the contract ---------------------------------------------------------------------------------

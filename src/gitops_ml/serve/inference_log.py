@@ -14,6 +14,8 @@ arrive later are joined on; ``features`` holds every contract column of the requ
 smoke tests and pipeline checks never count as what production was asked. Lines written before
 these fields existed read as production rows without an id.
 
+``inference_log = "off"`` (``OFF``): the service makes no writer at all and logs nothing.
+
 The writer never blocks a prediction: rows wait in a bounded buffer that background threads drain;
 rows are dropped (and counted, and logged with the reason) only when that buffer is full.
 
@@ -46,11 +48,12 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 try:  # the faster encoder; the log works without it (the monitor imports this module too)
@@ -66,6 +69,7 @@ OBJECT_PATTERN = re.compile(
 PARTITION_PATTERN = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
 NAME_TIME = "%Y%m%dT%H%M%S"
 META_COLUMNS = ("prediction", "probability", "timestamp", "model_version", "request_id", "traffic")
+OFF = "off"  # inference_log = "off" (config.LOG_OFF): the service logs nothing; spelt here for the bento
 PRODUCTION = "production"  # the traffic every request is unless it is marked (X-Gitops-ML-Traffic)
 LOCAL_PROTOCOLS = ("file", "local")
 # fsspec protocol -> (the driver package, the engine's extra that brings it)
@@ -464,8 +468,6 @@ class LogWriter:
                 values.extend(columns[name] if name in columns else [None] * batch.rows)
             features.append(_arrow(values))
         rows = sum(batch.rows for batch in batches)
-        import numpy as np
-
         # One timestamp a call, repeated; the fields every row shares as one-entry dictionaries.
         micros = np.repeat(np.array([int(_parse_stamp(b.timestamp).timestamp() * 1e6) for b in batches], "int64"),
                            [b.rows for b in batches])
@@ -622,7 +624,7 @@ class LogRead:
 
 def read_log(location: str, since: datetime | None = None, model_version: int | None = None,
              traffic: str | None = PRODUCTION) -> LogRead:
-    """Every logged row under ``location`` (a directory or fsspec URI), oldest first.
+    """Every logged row under ``location`` (a directory or fsspec URI), oldest first, in one frame.
 
     ``frame`` has one column per feature plus ``prediction``, ``probability``, ``timestamp``
     (tz-aware UTC), ``model_version``, ``request_id`` and ``traffic``. Only rows of ``traffic``
@@ -633,49 +635,82 @@ def read_log(location: str, since: datetime | None = None, model_version: int | 
     partitions the window touches are listed, and only objects whose last row is inside it are
     downloaded; each object is read once. A missing directory or prefix gives an empty frame; a
     location the storage refuses (credentials, a missing bucket) raises ``LogLocationError``.
+
+    Memory grows with the rows: a reader that needs a bounded sample iterates a ``LogStream``.
     """
-    if since is not None and since.tzinfo is None:
-        since = since.replace(tzinfo=UTC)
-    records: list[dict] = []
-    frames: list[pd.DataFrame] = []
-    corrupt = corrupt_objects = 0
-    fs, entries, outside = _log_entries(location, since)
-    for path, whole in entries:
-        data = _download(fs, path, location)
-        if data is None:
-            continue
-        if whole:
-            part = _parquet_frame(data)
-            if part is None:
-                corrupt_objects += 1
-                logger.warning("inference log %s: skipped corrupt object %s (not a Parquet file of the log's fields)",
-                               location, path.rsplit("/", 1)[-1])
+    stream = LogStream(location, since=since, model_version=model_version, traffic=traffic)
+    return stream.result(_frame(list(stream)))
+
+
+class LogStream:
+    """The rows of ``read_log``, one file or object at a time, so a reader can sample as it goes.
+
+    Listing happens here, at once (a refused location raises ``LogLocationError`` before any row);
+    iterating downloads one file or object at a time and yields its rows of the window, the traffic
+    and the version (columns in the object's order: ``log_frame`` puts what is kept in ``read_log``'s
+    shape and order once, not once an object). The counts fill in while it runs.
+    """
+
+    def __init__(self, location: str, since: datetime | None = None, model_version: int | None = None,
+                 traffic: str | None = PRODUCTION) -> None:
+        if since is not None and since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+        self.location, self.since, self.model_version, self.traffic = location, since, model_version, traffic
+        self.fs, self.entries, self.outside_window = _log_entries(location, since)
+        self.rows = self.corrupt_lines = self.corrupt_objects = self.other_traffic = self.other_versions = 0
+
+    def __iter__(self) -> Iterator[pd.DataFrame]:
+        for path, whole in self.entries:
+            part = self._read(path, whole)
+            if part is None or part.empty:
                 continue
-            frames.append(part)
-            continue
-        kept, bad_lines = _parse_text(data)
-        corrupt += bad_lines
-        records.extend(kept)
-    if records:
-        frames.append(pd.DataFrame.from_records(records))
-    frame = _frame(frames)
-    if since is not None:
-        frame = frame[frame["timestamp"] >= pd.Timestamp(since)]
-    frame, other_traffic = _keep(frame, "traffic", traffic)
-    frame, other_versions = _keep(frame, "model_version", model_version)
-    frame = frame.reset_index(drop=True)
-    return LogRead(frame=frame, rows=len(frame), corrupt_lines=corrupt, files=len(entries),
-                   other_traffic=other_traffic, other_versions=other_versions,
-                   corrupt_objects=corrupt_objects, outside_window=outside,
-                   read_names=tuple(path for path, _ in entries))
+            if not whole:  # JSON Lines: timestamps parsed line by line, typed here; Parquet comes typed
+                part = _frame([part])
+            part = self._kept(part)
+            self.rows += len(part)
+            if len(part):
+                yield part
+
+    def _kept(self, part: pd.DataFrame) -> pd.DataFrame:
+        """The part's rows inside the window, of the traffic and the version; the others inside the
+        window counted (one mask, so a part kept whole is not copied)."""
+        every = np.ones(len(part), dtype=bool)
+        inside = every if self.since is None else (part["timestamp"] >= pd.Timestamp(self.since)).to_numpy()
+        traffic = every if self.traffic is None else (part["traffic"] == self.traffic).to_numpy()
+        version = every if self.model_version is None else (part["model_version"] == self.model_version).to_numpy()
+        self.other_traffic += int((inside & ~traffic).sum())
+        self.other_versions += int((inside & traffic & ~version).sum())
+        keep = inside & traffic & version
+        return part if keep.all() else part[keep].reset_index(drop=True)
+
+    def _read(self, path: str, whole: bool) -> pd.DataFrame | None:
+        """One file's or object's rows; None when it is gone or (an object) corrupt, which is counted."""
+        data = _download(self.fs, path, self.location)
+        if data is None:
+            return None
+        if not whole:
+            records, bad_lines = _parse_text(data)
+            self.corrupt_lines += bad_lines
+            return pd.DataFrame.from_records(records) if records else None
+        part = _parquet_frame(data)
+        if part is None:
+            self.corrupt_objects += 1
+            logger.warning("inference log %s: skipped corrupt object %s (not a Parquet file of the log's fields)",
+                           self.location, path.rsplit("/", 1)[-1])
+        return part
+
+    def result(self, frame: pd.DataFrame) -> LogRead:
+        """What was read, with ``frame`` (all the rows, or a sample of them) as its rows."""
+        return LogRead(frame=frame.reset_index(drop=True), rows=self.rows, corrupt_lines=self.corrupt_lines,
+                       files=len(self.entries), other_traffic=self.other_traffic,
+                       other_versions=self.other_versions, corrupt_objects=self.corrupt_objects,
+                       outside_window=self.outside_window, read_names=tuple(path for path, _ in self.entries))
 
 
-def _keep(frame: pd.DataFrame, column: str, value: object) -> tuple[pd.DataFrame, int]:
-    """The rows whose ``column`` is ``value`` (all when it is None), and how many were left out."""
-    if value is None:
-        return frame, 0
-    kept = frame[column] == value
-    return frame[kept], int((~kept).sum())
+def log_frame(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Frames of ``LogStream`` (or a sample of them) as one, shaped as ``read_log``'s: the features, then the
+    log's own columns typed, oldest first; with no rows, just the log's own columns."""
+    return _frame(frames)
 
 
 def _download(fs, path: str, location: str) -> bytes | None:

@@ -48,7 +48,7 @@ from pydantic import BaseModel, Field, WithJsonSchema
 from starlette.responses import Response
 
 from .contract import BatchChecker, Columns, nests_deeper_than, request_model, to_frame_columns
-from .inference_log import PRODUCTION, LogWriter
+from .inference_log import OFF, PRODUCTION, LogWriter
 
 logger = logging.getLogger("gitops_ml.service")
 
@@ -284,7 +284,8 @@ class ModelService:
             counters["dropped"].inc(rows)
             counters["dropped_by_reason"].labels(reason=reason).inc(rows)
 
-        self.log = LogWriter(
+        # inference_log = "off": no writer at all, so a prediction pays nothing for the log.
+        self.log = None if location == OFF else LogWriter(
             location,
             model_name=CONFIG["model_name"],
             model_version=int(CONFIG["model_version"]),
@@ -297,8 +298,8 @@ class ModelService:
             on_upload_error=lambda reason: counters["upload_errors"].inc(),
         )
         self.flush_seconds = float(SERVING.get("log_flush_seconds", 20))
-        METADATA["inference_log"] = str(self.log.directory.resolve()) if self.log.local else self.log.location
-        logger.info("serving %s v%s; inference log in %s", CONFIG["model_name"], CONFIG["model_version"],
+        METADATA["inference_log"] = _log_place(self.log)
+        logger.info("serving %s v%s; inference log: %s", CONFIG["model_name"], CONFIG["model_version"],
                     METADATA["inference_log"])
 
     @bentoml.api(route="/predict")
@@ -307,8 +308,9 @@ class ModelService:
         columns = Columns({name: [getattr(record, attribute)] for attribute, name in RECORD_FIELDS}, 1)
         request_id, traffic = _identity()
         predictions, probabilities = await self.batcher(columns)
-        self.log.submit_columns(columns.values, predictions, probabilities, request_ids=[request_id],
-                                traffic=traffic)
+        if self.log is not None:
+            self.log.submit_columns(columns.values, predictions, probabilities, request_ids=[request_id],
+                                    traffic=traffic)
         return json_answer({"prediction": predictions[0], "probability": probabilities[0], "request_id": request_id})
 
     @bentoml.api(route="/predict_batch")
@@ -322,7 +324,8 @@ class ModelService:
         batch_id, traffic = _identity()
         predictions, probabilities = await self.batcher(columns)
         ids = [f"{batch_id}:{i}" for i in range(len(predictions))]
-        self.log.submit_columns(columns.values, predictions, probabilities, request_ids=ids, traffic=traffic)
+        if self.log is not None:
+            self.log.submit_columns(columns.values, predictions, probabilities, request_ids=ids, traffic=traffic)
         return json_answer([{"prediction": p, "probability": q, "request_id": r}
                             for p, q, r in zip(predictions, probabilities, ids, strict=True)])
 
@@ -347,6 +350,8 @@ class ModelService:
     @bentoml.on_shutdown
     def close_log(self) -> None:
         """On SIGTERM (BentoML's shutdown): store the rows still held, within ``log_flush_timeout``."""
+        if self.log is None:
+            return
         held = self.log.pending
         self.log.close(self.flush_seconds)
         logger.info("inference log %s: closed; %d row(s) were held at shutdown, %d written in all, %d lost in all",
@@ -354,6 +359,13 @@ class ModelService:
 
 
 ModelService.add_asgi_middleware(ServiceMiddleware)
+
+
+def _log_place(log: LogWriter | None) -> str:
+    """Where the log goes, as /metadata says it: an absolute directory, a URI, or "off"."""
+    if log is None:
+        return OFF
+    return str(log.directory.resolve()) if log.local else log.location
 
 
 def _identity() -> tuple[str, str]:
