@@ -4,23 +4,46 @@ its git a bare remote and a clone.
 
 Train, evaluate, card, promote, verify, merge, deploy, status: every download the engine makes (the
 logged training rows, the model, the files whose hash a release pins) goes through the S3 artifact store.
+Then production traffic: ``gitops-ml serve`` with its inference log on S3, SIGKILLed in the middle of the
+traffic and started again; no acknowledged row is lost beyond what the writer still held at the kill (its
+own counters, read from ``/metrics`` just before, bound that), no row is logged twice, and a corrupt object
+under the prefix is skipped and counted.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import re
+import signal
+import time
+import urllib.request
 from pathlib import Path, PurePosixPath
 
 import pytest
 
 from gitops_ml import release, tracking
 from gitops_ml.config import load_spec
+from gitops_ml.example import drifted_batch
+from gitops_ml.serve.inference_log import read_log
 
 from .support.bake import bake, git, repository
 from .support.s3 import BUCKET
+from .support.serving import predict_batches, serving
 from .test_release import cli, fill_in_card, merge, push
 
 pytestmark = pytest.mark.slow
+
+LOG = f"s3://{BUCKET}/customer-churn/inference"  # what the bake puts in [tool.gitops-ml.serving]
+# The baked 60 s rotation would keep the test waiting a minute for each object: two seconds ships the rows
+# of a batch soon after it is answered, so the counters can say which rows were stored before the kill.
+ROTATE_AGE = "2s"
+UNDRIFTED = 800  # rows of unchanged traffic: above drift.min_rows (500), so `none` is a sound statement
+STORED_BEFORE_KILL = 600  # drifted rows the writer has stored (its counter says so) before the kill
+HELD_AT_KILL = 200  # drifted rows answered just before the kill, most of them still held in memory
+AFTER_RESTART = 600  # drifted rows sent to the restarted server, flushed by its SIGTERM
+WAIT = 90  # seconds any wait on the server or the store may take
 
 
 def alias(root: Path, env: str) -> int | None:
@@ -32,7 +55,12 @@ def alias(root: Path, env: str) -> int | None:
 def repo(tmp_path: Path, s3, mlflow_on_s3, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A level-2 bake with its inference log on the S3 server, pushed to a bare origin; the working
     directory is inside it and its BentoML store is its own (``.bentoml``), as ``gitops-ml serve`` finds it."""
-    root = repository(bake(tmp_path, object_store="s3", object_store_bucket=BUCKET, mlops_level="2"))
+    project = bake(tmp_path, object_store="s3", object_store_bucket=BUCKET, mlops_level="2")
+    pyproject = project / "pyproject.toml"
+    baked = pyproject.read_text()
+    assert f'inference_log = "{LOG}"' in baked and 'log_rotate_age = "60s"' in baked
+    pyproject.write_text(baked.replace('log_rotate_age = "60s"', f'log_rotate_age = "{ROTATE_AGE}"'))
+    root = repository(project)
     git(root, "config", "user.name", "Loop Tester")
     git(root, "config", "user.email", "loop-tester@example.com")
     monkeypatch.chdir(root)
@@ -109,5 +137,115 @@ def release_path(root: Path, s3) -> int:
     return version
 
 
-def test_the_loop_closes_on_s3(repo: Path, s3) -> None:
+# -- production traffic -----------------------------------------------------------------------------
+def records_of(batch) -> list[dict]:
+    """A traffic batch's features as JSON records: the label arrives later, it is not sent."""
+    return json.loads(batch.drop(columns=["churned"]).to_json(orient="records"))
+
+
+def log_counters(url: str) -> dict[str, float]:
+    """The inference log's counters from the server's /metrics: rows written (stored) and rows dropped."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=30) as answer:
+        text = answer.read().decode()
+    counters = {}
+    for name in ("written", "dropped"):
+        found = re.search(rf"^gitops_ml_inference_log_{name}_rows_total(?:{{[^}}]*}})? ([0-9.e+]+)$", text, re.M)
+        counters[name] = float(found.group(1)) if found else 0.0
+    return counters
+
+
+def wait_until_written(url: str, rows: int) -> dict[str, float]:
+    """Poll /metrics until the writer says ``rows`` are stored; the counters then (fails after WAIT s)."""
+    deadline = time.monotonic() + WAIT
+    while (counters := log_counters(url))["written"] < rows:
+        assert time.monotonic() < deadline, f"the inference log stored {counters} of {rows} rows in {WAIT} s"
+        time.sleep(0.5)
+    return counters
+
+
+def logged_ids(location: str = LOG) -> list[str]:
+    """Every production request id in the log, one entry per logged row (so a duplicate shows twice)."""
+    return read_log(location).frame["request_id"].tolist()
+
+
+def forget_log(s3) -> None:
+    """Remove every object of the log: the next traffic is judged on its own, as a fresh week would be."""
+    client = s3.client()
+    for key in s3.keys(prefix="customer-churn/inference/"):
+        client.delete_object(Bucket=BUCKET, Key=key)
+
+
+def corrupt_object(s3) -> str:
+    """Bytes that are not Parquet under a name the writer could have given, inside today's partition."""
+    now = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    key = (f"customer-churn/inference/dt={time.strftime('%Y-%m-%d', time.gmtime())}/"
+           f"predictions-{now}-{now}-crashed-host-1-0badc0de-1.parquet")
+    s3.client().put_object(Bucket=BUCKET, Key=key, Body=b"PAR1 torn upload: not a parquet file")
+    return key
+
+
+def undrifted_traffic(url: str) -> list[str]:
+    """Unchanged traffic, stored whole (the counters say so) while the server keeps serving."""
+    served = predict_batches(url, records_of(drifted_batch(UNDRIFTED, "none", seed=41)))
+    assert len(served) == UNDRIFTED
+    wait_until_written(url, UNDRIFTED)
+    return served
+
+
+def traffic_with_a_kill(root: Path, environment: dict[str, str], s3):
+    """Drifted traffic in batches; a SIGKILL in the middle; a restart; more traffic; a SIGTERM.
+
+    Returns the labelled batch (request ids attached) and the ids answered before the kill that the
+    log does not hold.
+    """
+    batch = drifted_batch(STORED_BEFORE_KILL + HELD_AT_KILL + AFTER_RESTART, "moderate", seed=42)
+    records = records_of(batch)
+    stored_part, held_part = records[:STORED_BEFORE_KILL], records[STORED_BEFORE_KILL:-AFTER_RESTART]
+    with serving(root, "1", env=environment, log_name="serve-first.log", grace=60) as server:
+        undrifted = undrifted_traffic(server.url)
+        judge_undrifted(s3, undrifted)
+        before_kill = predict_batches(server.url, stored_part)
+        written_before = wait_until_written(server.url, UNDRIFTED + STORED_BEFORE_KILL)["written"]
+        before_kill += predict_batches(server.url, held_part)
+        counters = log_counters(server.url)  # the last word of the writer: after it, only the kill
+        os.killpg(server.process.pid, signal.SIGKILL)
+        server.process.wait(timeout=WAIT)
+    assert server.process.returncode == -signal.SIGKILL
+    assert counters["dropped"] == 0, counters
+    stored = counters["written"] - UNDRIFTED  # drifted rows the writer had stored when it was killed
+    assert written_before <= counters["written"] <= UNDRIFTED + len(before_kill)
+
+    logged = logged_ids()
+    assert len(logged) == len(set(logged)), "a row was logged twice"
+    assert set(logged) <= set(before_kill)  # nothing logged that was not answered
+    assert len(logged) >= stored >= STORED_BEFORE_KILL  # every row the writer said it stored is there
+    assert set(before_kill[:STORED_BEFORE_KILL]) <= set(logged)  # stored before the last batches went
+
+    with serving(root, "1", env=environment, log_name="serve-again.log", grace=60) as server:
+        after_restart = predict_batches(server.url, records[-AFTER_RESTART:])
+        assert log_counters(server.url)["dropped"] == 0
+    # A SIGTERM stopped the second server: it flushed what it held before it exited. The loss is counted
+    # only now: an upload in flight at the kill may still land after it (the store had the whole request).
+    logged = logged_ids()
+    assert len(logged) == len(set(logged)), "a row was logged twice"
+    assert set(after_restart) <= set(logged) <= set(before_kill) | set(after_restart)
+    lost = set(before_kill) - set(logged)
+    # The kill leaves the writer no time to count: what it held is gone uncounted. Its counters bound it:
+    # at most the rows it had not stored (nor dropped) when it last spoke are missing.
+    assert len(lost) <= len(before_kill) - stored - counters["dropped"], (len(lost), counters)
+    return batch.assign(request_id=before_kill + after_restart), lost
+
+
+def judge_undrifted(s3, served: list[str]) -> None:
+    """The unchanged traffic is in the log whole, while the server still serves; then it is forgotten."""
+    assert sorted(logged_ids()) == sorted(served)
+    forget_log(s3)
+
+
+def test_the_loop_closes_on_s3(repo: Path, s3, mlflow_on_s3) -> None:
     release_path(repo, s3)
+    environment = s3.environment() | {"MLFLOW_TRACKING_URI": mlflow_on_s3.url}
+    labelled, lost = traffic_with_a_kill(repo, environment, s3)
+    corrupt = corrupt_object(s3)
+    read = read_log(LOG)
+    assert read.corrupt_objects == 1 and read.rows == len(labelled) - len(lost), corrupt

@@ -6,9 +6,11 @@ so the way lives here once.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -52,3 +54,17 @@ def serving(root: Path, version: str = "1", *, env: Mapping[str, str] = {}, log_
             yield Server(port, process)
         finally:
             stop(process, grace=grace)
+
+
+def predict_batches(url: str, records: list[dict], batch: int = 100) -> list[str]:
+    """POST ``records`` to ``url``'s /predict_batch, ``batch`` at a time; the request ids the service gave
+    the rows, in order. Every request must be answered 200: the ids returned are acknowledged rows."""
+    request_ids: list[str] = []
+    for start in range(0, len(records), batch):
+        request = urllib.request.Request(
+            f"{url}/predict_batch", data=json.dumps(records[start : start + batch]).encode(),
+            headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            assert answer.status == 200
+            request_ids += [row["request_id"] for row in json.loads(answer.read())]
+    return request_ids
