@@ -7,14 +7,15 @@ logged training rows, the model, the files whose hash a release pins) goes throu
 Then production traffic: ``gitops-ml serve`` with its inference log on S3, SIGKILLed in the middle of the
 traffic and started again; no acknowledged row is lost beyond what the writer still held at the kill (its
 own counters, read from ``/metrics`` just before, bound that), no row is logged twice, and a corrupt object
-under the prefix is skipped and counted.
+under the prefix is skipped and counted. Last the loop closes: ``drift`` says ``none`` on unchanged traffic
+and ``retrain`` on drifted traffic, the labels that arrived later are joined back by request id
+(``feedback join``), and ``retrain`` trains v2 on them and leaves its promotion branch.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import signal
 import time
@@ -26,6 +27,7 @@ import pytest
 from gitops_ml import release, tracking
 from gitops_ml.config import load_spec
 from gitops_ml.example import drifted_batch
+from gitops_ml.processes import descendants
 from gitops_ml.serve.inference_log import read_log
 
 from .support.bake import bake, git, repository
@@ -192,6 +194,16 @@ def undrifted_traffic(url: str) -> list[str]:
     return served
 
 
+def running(process) -> bool:
+    """A psutil process that still runs (a zombie waiting for its reaper does not)."""
+    import psutil
+
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def traffic_with_a_kill(root: Path, environment: dict[str, str], s3):
     """Drifted traffic in batches; a SIGKILL in the middle; a restart; more traffic; a SIGTERM.
 
@@ -203,14 +215,16 @@ def traffic_with_a_kill(root: Path, environment: dict[str, str], s3):
     stored_part, held_part = records[:STORED_BEFORE_KILL], records[STORED_BEFORE_KILL:-AFTER_RESTART]
     with serving(root, "1", env=environment, log_name="serve-first.log", grace=60) as server:
         undrifted = undrifted_traffic(server.url)
-        judge_undrifted(s3, undrifted)
+        judge_undrifted(root, s3, undrifted)
         before_kill = predict_batches(server.url, stored_part)
         written_before = wait_until_written(server.url, UNDRIFTED + STORED_BEFORE_KILL)["written"]
         before_kill += predict_batches(server.url, held_part)
         counters = log_counters(server.url)  # the last word of the writer: after it, only the kill
-        os.killpg(server.process.pid, signal.SIGKILL)
-        server.process.wait(timeout=WAIT)
+        workers = descendants(server.process.pid)
+        assert workers, "the server has no worker to kill"
+        server.kill()
     assert server.process.returncode == -signal.SIGKILL
+    assert not [worker for worker in workers if running(worker)], "a worker outlived the kill"
     assert counters["dropped"] == 0, counters
     stored = counters["written"] - UNDRIFTED  # drifted rows the writer had stored when it was killed
     assert written_before <= counters["written"] <= UNDRIFTED + len(before_kill)
@@ -236,9 +250,13 @@ def traffic_with_a_kill(root: Path, environment: dict[str, str], s3):
     return batch.assign(request_id=before_kill + after_restart), lost
 
 
-def judge_undrifted(s3, served: list[str]) -> None:
-    """The unchanged traffic is in the log whole, while the server still serves; then it is forgotten."""
+def judge_undrifted(root: Path, s3, served: list[str]) -> None:
+    """The unchanged traffic is in the log whole and needs no action, judged as the scheduled drift run
+    would while the server still serves; then it is forgotten."""
     assert sorted(logged_ids()) == sorted(served)
+    drift = run(root, "drift", "--env", "production")
+    assert (drift["current"]["kind"], drift["current"]["rows_used"]) == ("log", UNDRIFTED), drift["current"]
+    assert drift["decision"] == "none", drift["reasons"]
     forget_log(s3)
 
 
@@ -249,3 +267,41 @@ def test_the_loop_closes_on_s3(repo: Path, s3, mlflow_on_s3) -> None:
     corrupt = corrupt_object(s3)
     read = read_log(LOG)
     assert read.corrupt_objects == 1 and read.rows == len(labelled) - len(lost), corrupt
+    joined = join_labels(repo, labelled)
+    assert (joined["matched"], joined["unmatched_labels"]) == (len(labelled) - len(lost), len(lost)), joined
+    assert (joined["duplicate_logged_keys"], joined["duplicate_label_keys"], joined["written"]) == (0, [], True)
+    drift_and_retrain(repo, rows=joined["matched"])
+    print(f"rows answered before the kill {STORED_BEFORE_KILL + HELD_AT_KILL}, lost at the kill {len(lost)}, "
+          f"after the restart {AFTER_RESTART}; joined {joined['matched']}")
+
+
+# -- the loop closes ---------------------------------------------------------------------------------
+def join_labels(root: Path, labelled) -> dict:
+    """The labels arrive later, keyed by the request ids the service returned: joined with the log into
+    the labelled recent data that drift and retrain read, declared in the spec and committed on main."""
+    (root / "data" / "labels.csv").write_text(labelled[["request_id", "churned"]].to_csv(index=False))
+    pyproject = root / "pyproject.toml"
+    text = pyproject.read_text()
+    assert '# feedback = "data/feedback.csv"' in text  # the bake's commented-out setting
+    pyproject.write_text(text.replace('# feedback = "data/feedback.csv"', 'feedback = "data/feedback.csv"'))
+    joined = run(root, "feedback", "join", "data/labels.csv", "--on", "request_id")
+    git(root, "add", "pyproject.toml", "data/labels.csv", "data/feedback.csv")
+    git(root, "commit", "-qm", "Labelled production data for monitoring and retraining")
+    git(root, "push", "-q", "origin", "main")
+    return joined
+
+
+def drift_and_retrain(root: Path, rows: int) -> None:
+    """Drifted traffic, read past the corrupt object, decides retrain; retrain leaves v2 on its branch."""
+    drift = run(root, "drift", "--env", "production")
+    current = drift["current"]
+    assert (current["kind"], current["rows_used"], current["corrupt_objects"]) == ("log", rows, 1), current
+    assert drift["decision"] == "retrain", drift["reasons"]
+    retrained = run(root, "retrain", "--env", "production", "--branch")
+    assert retrained["outcome"] == "promoted", retrained["reasons"]
+    assert retrained["new_version"] == 2 and retrained["evaluation"]["passed"] is True
+    branch = retrained["promotion"]["branch"]
+    assert branch == "promote/staging/v2" and branch in git(root, "branch", "--list")
+    assert Path(retrained["promotion"]["title_file"]).read_text().strip() == (
+        f"Retrain customer-churn: drift in {drift['drifted_features']} features")
+    assert alias(root, "production") == 1  # retraining proposes; only a merged promotion deploys
