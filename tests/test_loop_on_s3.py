@@ -33,7 +33,7 @@ from gitops_ml.serve.inference_log import read_log
 from .support.bake import bake, git, repository
 from .support.s3 import BUCKET
 from .support.serving import predict_batches, serving
-from .test_release import cli, fill_in_card, merge, push
+from .test_release import cli, fill_in_card, init_repository, merge, push, snapshot
 
 pytestmark = pytest.mark.slow
 
@@ -305,3 +305,38 @@ def drift_and_retrain(root: Path, rows: int) -> None:
     assert Path(retrained["promotion"]["title_file"]).read_text().strip() == (
         f"Retrain customer-churn: drift in {drift['drifted_features']} features")
     assert alias(root, "production") == 1  # retraining proposes; only a merged promotion deploys
+
+
+# -- the user's setup: an MLflow server whose artifact store it cannot reach -------------------------------
+def test_an_artifact_store_the_registry_cannot_reach_is_named(tmp_path: Path, s3, monkeypatch) -> None:
+    """The server keeps answering, its S3 does not: each command that downloads names the artifact store
+    as the cause, exits 1 and leaves nothing behind; none reports the registry unreachable or crashes."""
+    from .conftest import MlflowServer, make_project
+    from .support.s3 import StorageProxy, s3_environment
+
+    proxy = StorageProxy(s3.port).up()
+    with s3_environment(proxy.endpoint, s3):  # the server's S3 endpoint is the proxy, taken down below
+        server = MlflowServer(tmp_path / "mlflow-s3", artifacts=f"s3://{BUCKET}/mlflow").start()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
+    monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "bentoml"))
+    try:
+        root = init_repository(make_project(tmp_path / "project"), tmp_path / "remote.git")
+        monkeypatch.chdir(root)
+        spec = load_spec(root)
+        version = train_one_version(root)
+        tracking.connect(spec).set_registered_model_alias(spec.model_name, "staging", str(version))
+        proxy.down()
+        before = snapshot(root)
+        for args, what in ((("evaluate", str(version)), "data/test.parquet"),
+                           (("promote", str(version), "--to", "staging"), "the files of models:/m-"),
+                           (("drift", "--env", "staging", "--current", "data/churn.csv"), ""),  # calibration or rows
+                           (("package", str(version)), f"the model of v{version}")):
+            code, out, _ = cli(root, *args)
+            assert code == 1, (args, out[-2000:])
+            assert f"MLflow at {server.url} answers, but its artifact store does not: {what}" in out, (args, out)
+            assert "MLFLOW_S3_ENDPOINT_URL" in out and "Traceback" not in out, (args, out)
+            assert snapshot(root) == before, args
+        assert not (tmp_path / "bentoml" / "models").exists() or not any((tmp_path / "bentoml" / "models").iterdir())
+    finally:
+        server.stop()
+        proxy.down()
