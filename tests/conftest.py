@@ -205,4 +205,3 @@ def s3(s3_server):
     s3_server.reset()
     with s3_environment(s3_server.endpoint, s3_server):
         yield s3_server
-
