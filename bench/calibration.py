@@ -1,6 +1,6 @@
 """False alarms and detections of calibrated against fixed drift thresholds, on real packaged data.
 
-    .venv/bin/python bench/calibration.py [--batches 50] [--json out.json]
+    .venv/bin/python bench/calibration.py [--batches 50] [--dataset randhie] [--json out.json]
 
 Per data set (shipped inside scikit-learn or statsmodels, no download): 70 % of the rows are the
 training rows (calibrated on, and the reference), 30 % are held out. Each same-distribution batch has
@@ -50,6 +50,14 @@ def datasets() -> dict[str, tuple[pd.DataFrame, str, str]]:
     return found
 
 
+def chosen_datasets(found: dict, names: list[str]) -> dict:
+    """The data sets whose name contains one of ``names`` (all when none is given); an unknown name is an error."""
+    unknown = [n for n in names if not any(n in name for name in found)]
+    if unknown:
+        raise SystemExit(f"--dataset {', '.join(unknown)}: no such data set (known: {', '.join(found)})")
+    return {name: d for name, d in found.items() if not names or any(n in name for n in names)}
+
+
 def clopper_pearson(k: int, n: int) -> tuple[float, float]:
     return (float(beta.ppf(0.025, k, n - k + 1)) if k else 0.0, float(beta.ppf(0.975, k + 1, n - k)) if k < n else 1.0)
 
@@ -61,11 +69,11 @@ def split(frame: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def verdicts(training: pd.DataFrame, current: pd.DataFrame, features: list[str], config: Drift,
-             thresholds: dict) -> tuple[bool, bool]:
-    """(fixed thresholds: data-drift grade above none, calibrated: any column past its threshold)."""
+             thresholds: dict) -> tuple[bool, list[str]]:
+    """(fixed thresholds: data-drift grade above none, calibrated: the columns past their thresholds)."""
     fixed = Measurement(quick_scores(training, current, features, config), None, None)
     ours = Measurement(quick_scores(training, current, features, config, thresholds), None, None)
-    return data_drift_reason(fixed, config).grade != "none", bool(ours.drifted)
+    return data_drift_reason(fixed, config).grade != "none", [c.column for c in ours.drifted]
 
 
 def run(name: str, frame: pd.DataFrame, shifted: str, group: str, batches: int, seed: int = 0) -> dict:
@@ -106,8 +114,8 @@ def run(name: str, frame: pd.DataFrame, shifted: str, group: str, batches: int, 
     subgroup_ours = bool(
         Measurement(quick_scores(outside, current, features, config, sub_thresholds), None, None).drifted
     )
-    fixed_alarms, our_alarms = sum(f for f, _ in same), sum(o for _, o in same)
-    one_fixed, one_ours = sum(f for f, _ in one_split), sum(o for _, o in one_split)
+    fixed_alarms, our_alarms = sum(f for f, _ in same), sum(bool(o) for _, o in same)
+    one_fixed, one_ours = sum(f for f, _ in one_split), sum(bool(o) for _, o in one_split)
     return {
         "dataset": name,
         "rows": len(frame),
@@ -120,11 +128,12 @@ def run(name: str, frame: pd.DataFrame, shifted: str, group: str, batches: int, 
         "fixed_ci": clopper_pearson(fixed_alarms, batches),
         "calibrated_false_alarms": our_alarms,
         "calibrated_ci": clopper_pearson(our_alarms, batches),
+        "calibrated_alarm_columns": {b: o for b, (_, o) in enumerate(same) if o},
         "one_split_fixed_false_alarms": one_fixed,
         "one_split_calibrated_false_alarms": one_ours,
         "shift_1sd_column": shifted,
         "shift_fixed_detected": sum(f for f, _ in moved),
-        "shift_calibrated_detected": sum(o for _, o in moved),
+        "shift_calibrated_detected": sum(bool(o) for _, o in moved),
         "shift_batches": len(moved),
         "subgroup": f"{group} == {top}",
         "subgroup_fixed_detected": subgroup_fixed,
@@ -135,15 +144,19 @@ def run(name: str, frame: pd.DataFrame, shifted: str, group: str, batches: int, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=50)
+    parser.add_argument("--dataset", action="append", default=[],
+                        help="run only the data sets whose name contains this (repeatable); default: all")
     parser.add_argument("--json")
     args = parser.parse_args()
-    results = [run(name, *found, args.batches) for name, found in datasets().items()]
+    chosen = chosen_datasets(datasets(), args.dataset)
+    results = [run(name, *found, args.batches) for name, found in chosen.items()]
     for r in results:
         print(
             f"{r['dataset']}: {r['rows']} rows x {r['columns']}, batch {r['batch']}: false alarms fixed "
             f"{r['fixed_false_alarms']}/{r['batches']} (95% CI {r['fixed_ci'][0]:.3f}-{r['fixed_ci'][1]:.3f}), "
             f"calibrated {r['calibrated_false_alarms']}/{r['batches']} (95% CI {r['calibrated_ci'][0]:.3f}-"
-            f"{r['calibrated_ci'][1]:.3f}); one split: fixed {r['one_split_fixed_false_alarms']}, calibrated "
+            f"{r['calibrated_ci'][1]:.3f}; batch: columns {r['calibrated_alarm_columns']}); one split: fixed "
+            f"{r['one_split_fixed_false_alarms']}, calibrated "
             f"{r['one_split_calibrated_false_alarms']}; +1 sd on {r['shift_1sd_column']}: fixed "
             f"{r['shift_fixed_detected']}"
             f"/{r['shift_batches']}, calibrated {r['shift_calibrated_detected']}/{r['shift_batches']}; "

@@ -205,3 +205,15 @@ def s3(s3_server):
     s3_server.reset()
     with s3_environment(s3_server.endpoint, s3_server):
         yield s3_server
+
+
+@pytest.fixture
+def image_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A real image registry on 127.0.0.1, and skopeo told it has no TLS (tests/support/registry.py)."""
+    from .support.registry import INSTALL, missing_tools, registry
+
+    if missing := missing_tools():
+        pytest.fail(f"{', '.join(missing)} not on PATH: {INSTALL}")
+    with registry(tmp_path / "registry") as served:
+        monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", str(served.folder / "registries.conf"))
+        yield served

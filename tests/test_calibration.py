@@ -293,3 +293,66 @@ def test_default_tests_resolved_without_evidently_are_the_ones_it_picks() -> Non
                 rows_ = np.arange(50)[None, :]
                 ref, cur = values.iloc[50:], values.iloc[:50]
                 assert ours.scores(rows_)[0] == pytest.approx(ours.evidently(ref, cur), rel=1e-9)
+
+
+def binary_and_zero_inflated(rows: int, rng: np.random.Generator) -> pd.DataFrame:
+    """Like statsmodels' randhie: a 0/1 health flag (8 % ones, ``hlthf``) and a limitation score that is 0 in
+    83 % of the rows and one of ten levels otherwise (``physlm``)."""
+    levels = np.round(np.linspace(0.1, 1.0, 10), 2)
+    limit = np.where(rng.random(rows) < 0.83, 0.0, rng.choice(levels, size=rows))
+    return pd.DataFrame({"flag": (rng.random(rows) < 0.08).astype(int), "limit": limit})
+
+
+def test_calibrated_verdicts_on_binary_and_zero_inflated_columns_are_evidentlys_at_every_lattice_point() -> None:
+    """randhie's three calibrated false alarms were a binary and a zero-inflated column: the calibration's own
+    rule on its vectorised score and Evidently's verdict with the threshold handed to it must agree on the
+    drift-time pair (all training rows as reference), at every count of ones a 300-row batch can hold."""
+    from evidently.legacy.calculations.stattests import get_stattest
+
+    rng = np.random.default_rng(16)
+    training = binary_and_zero_inflated(3000, rng)
+    features = list(training.columns)
+    config = Drift(min_rows=300, calibration_sizes=[], calibration_splits=100)
+    size = calibrate(training, features, config, 0).for_rows(300)
+    by, thresholds = size.by_column(), calibrated_thresholds(size)
+    fresh = binary_and_zero_inflated(300, rng)
+    for column, method in (("flag", "jensenshannon"), ("limit", "wasserstein")):
+        picked = get_stattest(training[column], fresh[column], "num", None)
+        assert (by[column].method, by[column].method_display) == (method, picked.display_name), column
+    assert {c: t for c, (_, t) in thresholds.items()} == {c: by[c].threshold for c in features}
+    called = []
+    for ones in range(0, 61):
+        current = fresh.assign(flag=(np.arange(300) < ones).astype(int))
+        evidently = {c.column: c for c in quick_scores(training, current, features, config, thresholds)}
+        both = pd.concat([training, current], ignore_index=True)
+        rows = np.arange(len(training), len(both))[None, :]
+        flag, limit = CodedColumn(both["flag"], True), CodedColumn(both["limit"], True)
+        fast = {"flag": jensen_shannon(*flag.counts(rows))[0],
+                "limit": normed_wasserstein(limit.values, *limit.counts(rows))[0]}
+        for column in features:
+            assert evidently[column].score == pytest.approx(fast[column], rel=1e-9, abs=1e-12), (column, ones)
+            assert evidently[column].drifted == by[column].passes(float(fast[column])), (column, ones)
+        called.append(evidently["flag"].drifted)
+    # Both tails are reachable and the verdict changes only twice: a low and a high lattice cut.
+    assert called[0] and called[-1] and not called[24]
+    assert sum(a != b for a, b in zip(called, called[1:], strict=False)) == 2
+    report = measure(training, fresh.assign(flag=(np.arange(300) < 60).astype(int)), features, config, None,
+                     thresholds)
+    assert {c.column for c in report.drifted} == {"flag"}
+
+
+def test_binary_and_zero_inflated_columns_judged_against_all_training_rows_stay_within_the_rate() -> None:
+    """Calibration splits the training rows (reference: the rest), drift judges a new batch against all of
+    them: on randhie-like columns, with a fresh training set and calibration per batch (the guarantee is
+    over both), the drift-time false-alarm rate stays at the 1 % the max-statistic allows."""
+    rng = np.random.default_rng(7)
+    config = Drift(min_rows=300, calibration_sizes=[], calibration_splits=100)
+    alarms = batches = 0
+    for b in range(100):
+        training, current = binary_and_zero_inflated(3000, rng), binary_and_zero_inflated(300, rng)
+        thresholds = calibrated_thresholds(calibrate(training, list(training.columns), config, b).for_rows(300))
+        alarms += any(c.drifted for c in quick_scores(training, current, list(training.columns), config, thresholds))
+        batches += 1
+    # 100 splits: the critical value is the largest of 100 maxima, a designed rate of 1/101 = 0.99 %, so 1
+    # alarm is expected in 100 draws; 6 or more has chance 0.05 % at that rate.
+    assert alarms <= 5, (alarms, batches)

@@ -14,6 +14,7 @@ import yaml
 
 from gitops_ml.release import kubernetes
 
+from .support.registry import release_labels, send_images_to
 from .test_release import cli, fill_in_card, git, merge, push, repo, snapshot, two_versions  # noqa: F401
 
 DIGEST = "sha256:" + "3f" * 32
@@ -55,16 +56,19 @@ def _overlay(root: Path, env: str = "staging") -> dict:
     return yaml.safe_load((root / "environments" / env / "kustomization.yaml").read_text())
 
 
-def test_promote_pins_the_digest_and_production_copies_it(kube: Path) -> None:
-    code, out, promoted = cli(kube, "promote", "1", "--to", "staging", "--branch", "--image-digest", DIGEST, "--json")
+def test_promote_pins_the_digest_and_production_copies_it(kube: Path, image_registry) -> None:
+    # A real image in a registry on 127.0.0.1: verify reads the digest and its labels there.
+    send_images_to(kube, image_registry, "acme/churn-classifier")
+    digest = image_registry.push("acme/churn-classifier", "v1", release_labels(kube, 1))
+    code, out, promoted = cli(kube, "promote", "1", "--to", "staging", "--branch", "--image-digest", digest, "--json")
     assert code == 0, out
     committed = set(git(kube, "show", "--name-only", "--format=", "HEAD").splitlines())
     assert {f"{STAGING}/release.yaml", f"{STAGING}/kustomization.yaml"} <= committed
     release = yaml.safe_load((kube / STAGING / "release.yaml").read_text())
-    assert release["image_digest"] == DIGEST
+    assert release["image_digest"] == digest
     overlay = _overlay(kube)
     [image] = overlay["images"]
-    assert image == {"name": "churn-classifier", "newName": release["image"].rsplit(":", 1)[0], "digest": DIGEST}
+    assert image == {"name": "churn-classifier", "newName": release["image"].rsplit(":", 1)[0], "digest": digest}
     assert overlay["labels"][0]["pairs"]["app.kubernetes.io/version"] == "v1"
     assert promoted["overlay_path"].endswith("environments/staging/kustomization.yaml")
     code, out, verified = cli(kube, "verify", "--base", "main", "--json")
@@ -77,12 +81,12 @@ def test_promote_pins_the_digest_and_production_copies_it(kube: Path) -> None:
     git(kube, "commit", "--quiet", "-am", "Complete the card")
     before = snapshot(kube)
     code, out, _ = cli(kube, "promote", "1", "--to", "production", "--image-digest", OTHER)
-    assert code == 1 and f"--image-digest {OTHER} is not the image staging runs ({DIGEST})" in out
+    assert code == 1 and f"--image-digest {OTHER} is not the image staging runs ({digest})" in out
     assert snapshot(kube) == before
     code, out, _ = cli(kube, "promote", "1", "--to", "production", "--branch")
     assert code == 0, out
-    assert yaml.safe_load((kube / "environments/production/release.yaml").read_text())["image_digest"] == DIGEST
-    assert _overlay(kube, "production")["images"][0]["digest"] == DIGEST
+    assert yaml.safe_load((kube / "environments/production/release.yaml").read_text())["image_digest"] == digest
+    assert _overlay(kube, "production")["images"][0]["digest"] == digest
     assert '"value": 2' in str(_overlay(kube, "production")["patches"]) or "value: 2" in str(
         _overlay(kube, "production")["patches"])  # fmt: skip
     assert cli(kube, "verify", "--base", "main")[0] == 0

@@ -342,6 +342,8 @@ def test_level2_walk_with_the_makefile(tmp_path, baked_repository):
     make("deploy", "ENV=staging")
     assert json.loads((project / ".gitops-ml" / "deploy" / "staging.json").read_text())["version"] == 1
     assert "staging" in make("status")
+    replayed = make("replay", "VERSION=1", "ENV=staging")  # only smoke traffic was logged: nothing to replay
+    assert "### Replay of staging traffic" in replayed and "no production traffic of v1 was logged" in replayed
     make("drift", "ENV=staging")
     summary = json.loads((project / ".gitops-ml" / "drift" / "summary.json").read_text())
     assert summary["decision"] in {"none", "insufficient_data", "retrain", "escalate"}

@@ -16,7 +16,6 @@ from pathlib import Path
 import yaml
 from mlflow.tracking import MlflowClient
 
-from . import plots as plots_module
 from . import tracking
 from .config import Spec
 from .github import markdown_table
@@ -90,6 +89,10 @@ def write_card(spec: Spec, version: int | None = None) -> Card:
         front["slices"] = {c.column: {"gap": _round(c.gap), "positive_rate_gap": _round(c.parity_difference),
                                       "too_small": [g.value for g in c.too_small]} for c in grouped.columns}
         plots = [p for p in plots if p.name != SLICE_PLOT]
+        # Imported here: matplotlib costs every command that reaches this module (drift, promote,
+        # verify, deploy) about half a second, and only drawing a card needs it.
+        from . import plots as plots_module
+
         figure = plots_module.by_group(grouped)
         path.with_suffix("").mkdir(parents=True, exist_ok=True)
         figure.savefig(path.with_suffix("") / SLICE_PLOT, dpi=100)

@@ -135,6 +135,23 @@ class Release(_Section):
     """Container image repository, for example ``ghcr.io/owner/project``."""
     kubernetes: Kubernetes | None = None
     """Set to write and check a Kubernetes overlay per environment; unset, releases are release.yaml alone."""
+    replay_window: str = "7d"
+    """How much of the last environment's logged traffic ``replay`` sends through a candidate (30m, 12h, 7d)."""
+    replay_min_agreement: float | None = Field(default=None, ge=0, le=1)
+    """Gate for the last environment: the share of replayed rows where the candidate answers as production
+    did must reach this (0.95 = 95 %); None: reported, not gated."""
+    replay_no_worse: bool = False
+    """Gate for the last environment: on replayed rows whose labels came back, the candidate's primary metric
+    must be no worse than production's."""
+
+    @field_validator("replay_window")
+    @classmethod
+    def _replay_duration(cls, value: str) -> str:
+        # Checked when the spec is read, not when the production promotion first replays.
+        match = DURATION.fullmatch(value)
+        if not match or float(match.group(1)) <= 0:
+            raise ValueError("expected a positive duration such as 30m, 12h, 7d or 2w")
+        return value
 
     @field_validator("kubernetes")
     @classmethod

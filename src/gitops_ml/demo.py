@@ -58,6 +58,7 @@ class Demo:
     server: subprocess.Popen | None = None
     port: int = 0
     versions: dict[str, int] = field(default_factory=dict)
+    retrain_branch: str = ""
     looks: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -240,11 +241,33 @@ class Demo:
         if retrained["outcome"] != "promoted":
             raise StepFailed(f"retrain ended {retrained['outcome']!r}: {'; '.join(retrained.get('reasons', []))}")
         promotion = retrained["promotion"]
+        self.versions["retrained"], self.retrain_branch = retrained["new_version"], promotion["branch"]
         self.looks["retraining pull request body"] = str(promotion["body_file"])
         return (
             f"drift: {drift['decision']} ({drift['drifted_features']} of {drift['features_checked']} features); "
             f"v{retrained['new_version']} passed the gates, branch {promotion['branch']}"
         )
+
+    def replay_in_production_pull_request(self) -> str:
+        """The retrained version goes the whole way: its staging pull request merged and deployed, then its
+        production pull request, whose body replays the traffic production just served through it."""
+        step = "replay"
+        version = self.versions["retrained"]
+        branch = self.retrain_branch
+        self.git(step, "push", "-q", "origin", branch)
+        self.git(step, "checkout", "-q", "main")
+        self.git(step, "merge", "-q", "--no-ff", branch, "-m", f"Merge pull request: retrained v{version} to staging")
+        self.git(step, "push", "-q", "origin", "main")
+        self.gitops(step, "deploy", "staging")
+        self.complete_card(step, version)
+        promoted = self.gitops(step, "promote", str(version), "--to", self.final_env, "--branch")
+        replayed = promoted["replay"]
+        self.looks["production pull request body, with the replay"] = str(promoted["body_file"])
+        if replayed["agreement"] is None:
+            raise StepFailed(f"the replay found no production traffic: {'; '.join(replayed['notes'])}")
+        return (f"v{version} on {replayed['rows_replayed']} production requests v{replayed['production_version']} "
+                f"answered: {replayed['agreement']:.1%} agreement, shift {replayed['shift']:.3f}; "
+                f"branch {promoted['branch']}")
 
     # -- the server --------------------------------------------------------------------
     @property
@@ -290,6 +313,8 @@ def steps(demo: Demo) -> list[Step]:
         Step("promote to production, verify, merge, deploy", lambda: demo.release_to("production")),
         Step("production traffic through the served model", demo.traffic),
         Step("drift, retrain, retraining pull request", demo.drift_and_retrain),
+        Step("retrained version to staging, then its production pull request with the replay",
+             demo.replay_in_production_pull_request),
     ]
 
 

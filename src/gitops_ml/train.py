@@ -14,7 +14,7 @@ import skops.io
 from mlflow.models import infer_signature
 from sklearn.base import clone, is_classifier, is_regressor
 
-from . import plots, tracking
+from . import tracking
 from .config import Spec
 from .data import ValidationReport, check_data, fingerprint, load_schema
 from .errors import CheckFailed, TrainingError
@@ -203,6 +203,8 @@ def train(
         mlflow.log_metrics(metrics)
         _log_data_and_contract(spec, train_frame, parts.test)
         _log_drift_calibration(spec, train_frame, estimator)
+        from . import plots  # matplotlib: only training draws; drift, promote and deploy import this module
+
         for name, figure in plots.for_task(spec.task, estimator, test_x, test_y).items():
             mlflow.log_figure(figure, f"plots/{name}.png")
         info = mlflow.sklearn.log_model(

@@ -10,7 +10,7 @@ import click
 from .. import gitutil, release
 from ..errors import CheckFailed
 from .output import console, emit, table
-from .root import json_option, main, spec_of
+from .root import json_option, main, parse_version, spec_of
 
 
 @main.command("promote")
@@ -60,6 +60,33 @@ def promote_command(ctx: click.Context, version: int, to: str, branch: bool, tit
             console.out.print(f"the model card has {result.card_unfilled} section(s) still to fill in")
 
     emit(result.as_dict(), render)
+    return result
+
+
+@main.command("replay")
+@click.argument("version", required=False)
+@click.option("--env", "env", default=None, metavar="ENV",
+              help="Environment whose logged traffic is replayed (default: the last one, production).")
+@click.option("--window", default=None, metavar="DURATION",
+              help="How much recent traffic: 30m, 12h, 7d, 2w (default: [tool.gitops-ml.release] replay_window).")
+@json_option
+@click.pass_context
+def replay_command(ctx: click.Context, version: str | None, env: str | None, window: str | None):
+    """Send ENV's recently logged traffic through VERSION (default: the newest) offline and compare it with
+    what ENV answered: agreement, the shift of the prediction distribution and, on rows whose labels came
+    back, both models' primary metric. Exit 1 when a replay gate of [tool.gitops-ml.release] fails."""
+    from ..release.pr import replay_section
+    from ..release.replay import refusal, replay
+
+    spec = spec_of(ctx)
+    result = replay(spec, parse_version(version), env, window)
+
+    def render() -> None:
+        console.out.print(replay_section(result).rstrip(), markup=False)
+
+    emit(result.as_dict(), render)
+    if not result.passed:
+        raise CheckFailed(refusal(result), result)
     return result
 
 

@@ -18,7 +18,7 @@ from ..config import Spec
 from ..data import MAX_LISTED_VALUES
 
 # Commands whose failed check still carries a result worth reporting (a failed gate, a failed smoke...).
-REPORTED_ON_FAILURE = frozenset({"validate", "evaluate", "verify", "smoke", "feedback", "reconcile"})
+REPORTED_ON_FAILURE = frozenset({"validate", "evaluate", "verify", "smoke", "feedback", "reconcile", "replay"})
 
 
 def publish(ctx: click.Context, command: str | None, result: object, spec: Spec | None, failed: bool = False) -> None:
@@ -312,6 +312,19 @@ def feedback_joined(result, spec: Spec | None, echo: Callable[[str], None]) -> N
     )
 
 
+def replaying(result, spec: Spec | None, echo: Callable[[str], None]) -> None:
+    """The replay's comparison in the step summary, an ``::error`` per failed replay gate, and outputs."""
+    from ..release.pr import replay_section
+    from ..release.replay import outcome
+
+    for gate in result.failed_gates:
+        echo(github.annotation("error", f"{gate.name}: {outcome(gate)}",
+                               title=f"replay of {result.env} traffic"))
+    _outputs({"passed": str(result.passed).lower(), "rows_replayed": result.rows_replayed,
+              "agreement": "" if result.agreement is None else f"{result.agreement:.6f}"})
+    github.write_summary(replay_section(result))
+
+
 REPORTERS: dict[str, Callable[[object, Spec | None, Callable[[str], None]], None]] = {
     "validate": validation,
     "train": training,
@@ -327,4 +340,5 @@ REPORTERS: dict[str, Callable[[object, Spec | None, Callable[[str], None]], None
     "drift": drift_check,
     "feedback": feedback_joined,
     "retrain": retraining,
+    "replay": replaying,
 }

@@ -9,6 +9,7 @@ from pathlib import Path
 from .. import gitutil, layout, tracking
 from ..config import Spec
 from ..errors import CheckFailed
+from . import oci
 from .environments import check_environment, read_manifest, relative_manifest
 from .image import packaged_release
 from .registry import alias_version
@@ -41,6 +42,9 @@ def deploy(spec: Spec, env: str, base: str = "main") -> Deployment:
     env = check_environment(spec, env)
     manifest = read_manifest(spec, env)
     refusals = merged_refusals(spec, env, base) + ([] if manifest is None else content_reasons(spec, env, manifest))
+    if manifest is not None:
+        # The alias follows the image: a release whose pinned image is not in the registry moves nothing.
+        refusals += oci.image_reasons(manifest)
     client = tracking.connect(spec)
     before = alias_version(spec, client, env)
     image_file = layout.deploy_file(spec.root, env)

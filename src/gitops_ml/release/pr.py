@@ -25,6 +25,7 @@ def promotion_body(
     extra_body: str,
     branch: str,
     groups: str = "",
+    replayed: str = "",
 ) -> str:
     env, version = manifest.environment, manifest.version
     was = f"v{current.version}" if current else "nothing"
@@ -39,6 +40,7 @@ def promotion_body(
         _metrics_table(spec, manifest, current),
         _gates_section(manifest),
         groups,
+        replayed,
         "### Lineage\n",
         markdown_table(
             ["", "release"],
@@ -199,3 +201,52 @@ def _gap_change(report: slices.SliceReport, baseline: slices.SliceReport | None,
         lines.append(f"- `{column.column}`: gap {column.gap:.4f}, v{current.version} {before.gap:.4f} "
                      f"({column.gap - before.gap:+.4f})")
     return ("\n" + "\n".join(lines) + "\n") if lines else ""
+
+
+def replay_section(result) -> str:
+    """The replay of production traffic (``release.replay.Replay``) as Markdown: agreement, the prediction
+    distributions and their shift, quality on labelled rows, gates, and what could not be compared."""
+    env, mine = result.env, f"v{result.candidate_version}"
+    theirs = f"v{result.production_version} ({env} now)" if result.production_version is not None else env
+    served = f"v{result.production_version}"
+    lines = [f"### Replay of {env} traffic\n"]
+    if result.agreement is not None:
+        sampled = ", sampled" if result.sampled else ""
+        lines.append(
+            f"{result.rows_replayed} {env} requests of the last {result.window}, as {served} answered them{sampled}, "
+            f"sent through {mine} offline: **{result.agreement:.2%} agreement** ({result.disagreements} answers "
+            f"differ); prediction shift {_shift_text(result)}.\n"
+        )
+        lines.append(markdown_table(["answer", theirs, mine, "change"], _distribution_rows(result)))
+        if result.candidate_metric is not None:
+            delta = result.candidate_metric - result.production_metric
+            lines.append(
+                f"On the {result.labelled_rows} replayed rows whose labels came back:\n\n"
+                + markdown_table(["metric", theirs, mine, "delta"], [
+                    (result.metric, _number(result.production_metric), _number(result.candidate_metric),
+                     f"{delta:+.4f}")])
+            )
+    if result.gates:
+        lines.append(markdown_table(
+            ["replay gate", "value", "threshold", "outcome"],
+            [(g.name, _number(g.value), _number(g.threshold), ("pass" if g.passed else "FAIL")
+              + (f" ({g.reason})" if g.reason else "")) for g in result.gates]))
+    if result.notes:
+        lines.append("".join(f"- {note}\n" for note in result.notes))
+    return "\n".join(lines) + "\n"
+
+
+def _shift_text(result) -> str:
+    if result.task == "classification":
+        return f"{result.shift:.4f} (total variation distance of the class shares)"
+    return f"{result.shift:+.4f} (mean answer)"
+
+
+def _distribution_rows(result) -> list[tuple]:
+    before, after = result.production, result.candidate
+    if result.task == "classification":
+        classes = sorted(set(before.shares) | set(after.shares))
+        return [(f"class {c}", f"{before.shares.get(c, 0.0):.2%}", f"{after.shares.get(c, 0.0):.2%}",
+                 f"{(after.shares.get(c, 0.0) - before.shares.get(c, 0.0)) * 100:+.2f} points") for c in classes]
+    return [(name, _number(before.summary[name]), _number(after.summary[name]),
+             f"{after.summary[name] - before.summary[name]:+.4f}") for name in before.summary]

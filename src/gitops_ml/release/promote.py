@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .. import cards, gitutil, layout, tracking
 from ..config import Spec
-from ..errors import CheckFailed, ConfigError
+from ..errors import CheckFailed, ConfigError, GitopsMLError
 from . import kubernetes
 from .environments import check_environment, manifest_at, manifest_path, previous_environment, relative_manifest
 from .lock import promotion_lock
@@ -25,8 +25,9 @@ from .manifest import (
     Replaces,
     dump_manifest,
 )
-from .pr import default_title, groups_section, promotion_body
+from .pr import default_title, groups_section, promotion_body, replay_section
 from .registry import artifact_sha256, bento_tag, image_ref, recorded_gates, registered
+from .replay import Replay, refusal, replay
 from .verify import merged_code_reasons
 
 
@@ -46,6 +47,8 @@ class Promotion:
     overlay_path: Path | None = None
     card_unfilled: int = 0
     warnings: list[str] = field(default_factory=list)
+    replay: Replay | None = None
+    """The last environment's traffic sent through the version before it goes there; None elsewhere."""
 
     def as_dict(self) -> dict:
         return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
@@ -236,6 +239,8 @@ def _promote_locked(
     branch_name = promotion_branch(env, model.version)
     if branch and gitutil.branch_exists(spec.root, branch_name):
         reasons.append(f"branch {branch_name} already exists: delete it or promote from it")
+    replayed, replay_reasons = production_replay(spec, model.version, env, current)
+    reasons += replay_reasons
     if reasons:
         raise CheckFailed(f"cannot promote v{model.version} to {env}: " + "; ".join(reasons))
 
@@ -244,7 +249,8 @@ def _promote_locked(
     unfilled = cards.count_unfilled(card)
     title = title or default_title(spec, manifest, current)
     groups = groups_section(env, model, current, _running(spec, client, current))
-    body = promotion_body(spec, manifest, current, unfilled, extra_body, branch_name, groups)
+    body = promotion_body(spec, manifest, current, unfilled, extra_body, branch_name, groups,
+                          replay_section(replayed) if replayed is not None else "")
     out = Path(output_dir) if output_dir else layout.promotion_dir(spec.root)
     path = manifest_path(spec, env)
     commit = _write_release(spec, env, card, manifest, title, branch_name if branch else None, start)
@@ -267,7 +273,29 @@ def _promote_locked(
         warnings=_unverifiable(spec, env, unfilled),
         image_digest=manifest.image_digest,
         overlay_path=overlay if (overlay := _overlay(spec, env)) is not None and overlay.is_file() else None,
+        replay=replayed,
     )
+
+
+def production_replay(
+    spec: Spec, version: int, env: str, current: ReleaseManifest | None
+) -> tuple[Replay | None, list[str]]:
+    """For the last environment only: its recent traffic replayed through ``version``, and the refusal when
+    a configured replay gate fails. A replay that cannot run (an unreadable log) refuses only when a gate
+    needs it; otherwise the pull request says why it is missing."""
+    if env != spec.release.environments[-1]:
+        return None, []
+    gated = spec.release.replay_min_agreement is not None or spec.release.replay_no_worse
+    try:
+        result = replay(spec, version, env, production=current.version if current else None,
+                        released=current is not None)
+    except GitopsMLError as exc:
+        if gated:
+            return None, [f"the replay of {env}'s traffic, which [tool.gitops-ml.release] gates, could not run: {exc}"]
+        result = Replay(env=env, candidate_version=version, production_version=current.version if current else None,
+                        window=spec.release.replay_window, metric=spec.metric, task=spec.task,
+                        notes=[f"the replay could not run: {exc}"])
+    return result, [] if result.passed else [refusal(result)]
 
 
 def _running(spec: Spec, client, current: ReleaseManifest | None) -> tracking.Version | None:

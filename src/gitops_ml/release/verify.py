@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 from .. import cards, gitutil, layout, tracking
 from ..config import Spec
 from ..errors import ConfigError
-from . import kubernetes
+from . import kubernetes, oci
 from .environments import environment_mismatch, previous_environment, read_manifest, relative_manifest
 from .manifest import ReleaseManifest, parse_manifest
 from .registry import registry_disagreements
@@ -97,6 +97,7 @@ def verify(spec: Spec, base: str = "origin/main") -> Verification:
                     registry_down = str(exc)
             if registry_down is not None:
                 check.reasons.append(f"registry cannot confirm the release: {registry_down}")
+            check.reasons += oci.image_reasons(manifest)  # the pinned image: pushed, and built for this release
         if kubernetes.enabled(spec) and check.change != "invalid":
             check.reasons += _overlay_reasons(spec, check.env, manifest)
             if manifest is not None and (notice := kubernetes.digest_notice(spec, check.env, manifest)):
