@@ -160,6 +160,20 @@ def mlflow_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[M
         server.stop()
 
 
+@pytest.fixture
+def mlflow_on_s3(tmp_path: Path, s3, monkeypatch: pytest.MonkeyPatch) -> Iterator[MlflowServer]:
+    """`mlflow server` with a sqlite store and its artifacts on the S3 server (MLFLOW_S3_ENDPOINT_URL, which
+    the ``s3`` fixture sets, reaches the server's process); MLFLOW_TRACKING_URI points at it."""
+    from tests.support.s3 import BUCKET
+
+    server = MlflowServer(tmp_path / "mlflow-s3", artifacts=f"s3://{BUCKET}/mlflow").start()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 # -- the template: bakes and the repositories they become (tests/support/bake.py) ---------------------
 @pytest.fixture
 def baked_repository(tmp_path: Path):

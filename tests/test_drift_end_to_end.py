@@ -7,7 +7,6 @@ import json
 import shutil
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from gitops_ml.example import drifted_batch
 from gitops_ml.serve.package import package
 
 from .conftest import copy_project
-from .support.serving import project_environment, serving
+from .support.serving import predict_batches, project_environment, serving
 
 GITOPS = str(Path(sys.executable).parent / "gitops-ml")
 ROWS = 800  # above drift.min_rows (500), so the statement is sound
@@ -54,12 +53,7 @@ def serve_traffic(root: Path, severity: str, seed: int) -> Path:
     batch = drifted_batch(ROWS, severity, seed=seed)
     with serving(root, log_name=f"serve-{severity}.log") as server:
         records = json.loads(batch.drop(columns=["churned"]).to_json(orient="records"))
-        for start in range(0, ROWS, 100):
-            request = urllib.request.Request(
-                f"{server.url}/predict_batch", data=json.dumps(records[start : start + 100]).encode(),
-                headers={"Content-Type": "application/json"})
-            with urllib.request.urlopen(request, timeout=60) as answer:
-                assert answer.status == 200
+        assert len(predict_batches(server.url, records)) == ROWS
     labelled = root / "data" / f"feedback-{severity}.csv"
     batch.to_csv(labelled, index=False)
     return labelled

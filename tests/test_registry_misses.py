@@ -48,3 +48,25 @@ def test_a_baseline_the_registry_lacks_skips_the_regression_gates_with_a_notice(
     assert len(result.notices) == 1
     assert "regression gates skipped: production runs v7" in result.notices[0]
     assert "absolute gates still apply" in result.notices[0]
+
+
+def test_a_missing_artifact_is_none_and_an_unreadable_store_is_named(project: Path, monkeypatch) -> None:
+    """``download_artifact`` tells a file the run never logged (None: calibration of an older version)
+    from a store that cannot be read (ArtifactStoreError, naming the store's settings)."""
+    import mlflow
+
+    spec = load_spec(project)
+    client = tracking.connect(spec)
+    with mlflow.start_run(experiment_id=tracking.experiment_id(spec, client)) as run:
+        mlflow.log_text("kept", "notes/kept.txt")
+    assert Path(tracking.download_artifact(client, run.info.run_id, "notes/kept.txt")).read_text() == "kept"
+    assert tracking.download_artifact(client, run.info.run_id, "drift/calibration.json") is None
+
+    def refused(*_args, **_kwargs):
+        raise OSError("Connection refused")
+
+    monkeypatch.setattr(client, "download_artifacts", refused)
+    monkeypatch.setattr(client, "list_artifacts", refused)
+    with pytest.raises(tracking.ArtifactStoreError, match=r"answers, but its artifact store does not: "
+                       r"notes/kept.txt of run \w+ cannot be read \(Connection refused\); check the artifact store"):
+        tracking.download_artifact(client, run.info.run_id, "notes/kept.txt")

@@ -17,7 +17,7 @@ from gitops_ml.serve.inference_log import read_log
 from gitops_ml.serve.package import package
 from gitops_ml.serve.smoke import call, sample_rows
 
-from .conftest import MlflowServer, copy_project, free_port, make_project, stop, wait_for
+from .conftest import copy_project, free_port, make_project, stop, wait_for
 from .support.s3 import BUCKET
 
 GITOPS = str(Path(sys.executable).parent / "gitops-ml")
@@ -67,17 +67,6 @@ def _bento_packages(root: Path, tag: str) -> list[str]:
     import yaml
 
     return yaml.safe_load(build.read_text())["python"]["packages"]
-
-
-@pytest.fixture
-def mlflow_on_s3(tmp_path, s3, monkeypatch):
-    """`mlflow server` with a sqlite store and its artifacts on the S3 server (MLFLOW_S3_ENDPOINT_URL)."""
-    server = MlflowServer(tmp_path / "mlflow-s3", artifacts=f"s3://{BUCKET}/mlflow").start()
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_train_evaluate_and_package_through_an_mlflow_server_on_s3(tmp_path, s3, mlflow_on_s3, monkeypatch):

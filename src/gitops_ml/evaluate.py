@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 
 from . import release, tracking
 from .config import Spec
-from .errors import ConfigError
+from .errors import CheckFailed, ConfigError
 from .metrics import higher_is_better, known, score
 from .slices import SliceReport, by_group
 from .slices import gates as slice_gates
@@ -57,12 +57,23 @@ class Evaluation:
 
 def held_out(client: MlflowClient, version: tracking.Version) -> pd.DataFrame:
     """The rows this version never saw while training, as logged with its run."""
-    path = client.download_artifacts(version.run_id, TEST_ARTIFACT)
+    path = tracking.download_artifact(client, version.run_id, TEST_ARTIFACT)
+    if path is None:
+        raise CheckFailed(f"{version.model_name} v{version.version}: run {version.run_id} has no {TEST_ARTIFACT} "
+                          "(the held-out rows); it was not trained by `gitops-ml train`")
     return pd.read_parquet(path)
 
 
 def load_model(version: tracking.Version):
-    return mlflow.sklearn.load_model(version.model_uri)
+    """The version's model, from wherever the registry keeps its files."""
+    try:
+        return mlflow.sklearn.load_model(version.model_uri)
+    except Exception as exc:
+        failure = tracking.store_failure(MlflowClient(), version.run_id, f"the model of v{version.version}") \
+            if version.run_id else None
+        if failure is not None:
+            raise failure from exc
+        raise
 
 
 def threshold_gates(spec: Spec, metrics: dict[str, float]) -> list[Gate]:

@@ -39,6 +39,47 @@ class RegistryError(GitopsMLError):
     """The registry cannot be reached or does not hold what was asked for: exit 1."""
 
 
+class ArtifactStoreError(RegistryError):
+    """MLflow answers, but the store that keeps its files (its artifact destination) does not: exit 1."""
+
+
+# What a failed download is blamed on once the registry has answered: the files' store and its settings.
+STORE_HINT = ("check the artifact store the tracking server was started with (--artifacts-destination) and "
+              "the credentials and endpoint in the server's environment (S3: AWS_ACCESS_KEY_ID, "
+              "AWS_SECRET_ACCESS_KEY, MLFLOW_S3_ENDPOINT_URL); with --no-serve-artifacts, in this environment")
+
+
+def store_failure(client: MlflowClient, run_id: str, what: str) -> ArtifactStoreError | None:
+    """Why ``what`` of run ``run_id`` could not be read, when the artifact store is the cause: listing the
+    run's artifacts fails too. None when the store lists them (the file itself is missing).
+
+    MLflow turns every failed download into "please ensure that the path is correct" and keeps the
+    cause at debug level; a listing asks the same store and says what went wrong.
+    """
+    try:
+        client.list_artifacts(run_id)
+    except Exception as exc:  # MlflowException from the server, or the storage client's own error
+        return ArtifactStoreError(
+            f"MLflow at {mlflow.get_tracking_uri()} answers, but its artifact store does not: {what} of run "
+            f"{run_id} cannot be read ({_first_line(exc)}); {STORE_HINT}")
+    return None
+
+
+def download_artifact(client: MlflowClient, run_id: str, path: str) -> str | None:
+    """A local copy of run ``run_id``'s artifact ``path``; None when the run has no such artifact.
+
+    ArtifactStoreError when the store that keeps it cannot be read: a missing file and an unreachable
+    store are different problems with different fixes.
+    """
+    try:
+        return client.download_artifacts(run_id, path)
+    except Exception as exc:  # MlflowException (MLflow's wrapper of any failure) or OSError
+        failure = store_failure(client, run_id, path)
+        if failure is not None:
+            raise failure from exc
+        return None
+
+
 def bound_http_retries() -> dict[str, str]:
     """Set MLflow's HTTP retry settings the user left unset (MLflow reads them on every request)."""
     for name, value in HTTP_DEFAULTS.items():

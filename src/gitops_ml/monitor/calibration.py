@@ -477,9 +477,10 @@ def read_logged(client, run_id: str) -> Calibration | None:
     """The calibration logged with a run; None for a version trained before calibration existed."""
     import json
 
-    try:
-        path = client.download_artifacts(run_id, CALIBRATION_ARTIFACT)
-    except Exception:  # MlflowException or OSError: not logged
+    from .. import tracking
+
+    path = tracking.download_artifact(client, run_id, CALIBRATION_ARTIFACT)  # an unreadable store raises
+    if path is None:  # not logged
         return None
     with open(path, encoding="utf-8") as handle:
         return Calibration.model_validate(json.load(handle))

@@ -77,11 +77,10 @@ def training_rows(spec: Spec, client: MlflowClient, version: tracking.Version) -
         raise CheckFailed(
             f"{spec.model_name} v{version.version}: data fingerprint {version.data_fingerprint[:12]} differs from "
             f"its run {version.run_id}'s {run_fingerprint[:12] or '(none)'}; the reference cannot be trusted")
-    try:
-        path = client.download_artifacts(version.run_id, TRAIN_ARTIFACT)
-    except Exception as exc:  # MlflowException or OSError: the artifact is gone
+    path = tracking.download_artifact(client, version.run_id, TRAIN_ARTIFACT)  # ArtifactStoreError: unreadable
+    if path is None:
         raise CheckFailed(f"{spec.model_name} v{version.version}: run {version.run_id} has no {TRAIN_ARTIFACT} "
-                          f"to compare with ({exc}); retrain to record it") from exc
+                          "to compare with; retrain to record it")
     frame = pd.read_parquet(path)
     logged = run.data.params.get("train_rows")
     if logged and logged.isdigit() and int(logged) != len(frame):

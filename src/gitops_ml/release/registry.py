@@ -53,7 +53,13 @@ def artifact_sha256(spec: Spec, model: tracking.Version) -> str:
         )
     with tempfile.TemporaryDirectory(prefix="gitops-ml-hash-") as scratch:
         uri = f"models:/{model.model_id}"
-        local = tracking.call(lambda: mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=scratch), spec)
+        try:
+            local = tracking.call(lambda: mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=scratch),
+                                  spec)
+        except Exception as exc:  # RegistryError, or MLflow's "ensure that the path is correct" for any failure
+            failure = tracking.store_failure(MlflowClient(tracking_uri=spec.tracking), model.run_id,
+                                             f"the files of {uri} (v{model.version})") if model.run_id else None
+            raise (failure or exc) from exc
         return tree_sha256(Path(local))
 
 

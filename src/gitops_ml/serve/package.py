@@ -143,6 +143,10 @@ def import_model(spec: Spec, found: tracking.Version) -> str:
                       "run_id": found.run_id, "source": found.source},
         )
     except Exception as exc:  # MLflow download errors of any kind
+        failure = tracking.store_failure(tracking.connect(spec), found.run_id, f"the model of v{found.version}") \
+            if found.run_id else None
+        if failure is not None:
+            raise failure from exc
         raise PackagingError(
             f"cannot import {found.model_uri} from {spec.tracking} into BentoML: {exc}") from exc
     return str(model.tag)
