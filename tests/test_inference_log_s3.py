@@ -33,6 +33,14 @@ def writer(location: str = LOCATION, **options) -> LogWriter:
                      flush_seconds=0.05, **options)
 
 
+def stops(log: LogWriter, within: float = 5.0) -> bool:
+    """Whether the writer's threads end within ``within`` seconds of close()."""
+    deadline = time.monotonic() + within
+    while log.running and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not log.running
+
+
 def objects(s3, prefix: str = "churn/inference/") -> list[str]:
     return [key for key in s3.keys(prefix=prefix) if key.endswith(".parquet")]
 
@@ -169,6 +177,7 @@ def test_a_missing_bucket_is_counted_by_the_writer_and_named_by_the_reader(s3, p
         log.flush(0.1)
     log.close(timeout=1)
     assert failures and log.written == 0 and log.drops_by_reason == {"shutdown": 1}
+    assert stops(log), "the uploader kept retrying rows close() had counted as lost"
     assert "NoSuchBucket" in failures[0] or "does not exist" in failures[0] or "FileNotFound" in failures[0]
     with pytest.raises(LogLocationError, match="no-such-bucket"):
         read_log("s3://no-such-bucket/churn/inference")
@@ -200,6 +209,7 @@ def test_refused_credentials_are_counted_by_the_writer_and_named_by_the_reader(s
         log.flush(0.1)
     log.close(timeout=1)
     assert failures and log.written == 0 and log.dropped == 1
+    assert stops(log), "the uploader kept retrying rows close() had counted as lost"
     assert any(word in failures[0] for word in ("PermissionError", "InvalidAccessKeyId", "Forbidden"))
     with pytest.raises(LogLocationError, match=f"s3://{BUCKET}/churn/inference"):
         read_log(LOCATION)

@@ -254,6 +254,7 @@ class LogWriter:
         self._upload_condition = threading.Condition()
         self._uploading = 0  # rows of the object being uploaded now
         self._writer_done = False
+        self._abandoned = False  # close() timed out: what is still unstored was counted as lost
         self._seal_now = False  # flush(): seal the staged file without waiting for its rotation
         self._thread = threading.Thread(target=self._run, name="inference-log-writer", daemon=True)
         self._thread.start()
@@ -496,7 +497,7 @@ class LogWriter:
             with self._upload_condition:
                 while not self._uploads and not self._writer_done:
                     self._upload_condition.wait(timeout=self.flush_seconds)
-                if not self._uploads:
+                if not self._uploads or self._abandoned:
                     return
                 current = self._uploads[0]
                 self._uploading = current.rows
@@ -514,6 +515,8 @@ class LogWriter:
                                reason, delay)
                 with self._upload_condition:
                     self._uploading = 0
+                    if self._abandoned:  # counted as lost by close(): stop retrying, end the thread
+                        return
                     self._upload_condition.wait(timeout=delay)
                 continue
             with self._upload_condition:
@@ -540,9 +543,21 @@ class LogWriter:
             self._uploader.join(max(0.0, deadline - time.monotonic()))
         lost = self._pending_rows
         if lost > 0:
+            if self._uploader is not None:
+                with self._upload_condition:
+                    # The rows are counted as lost now; an uploader still retrying must not go on
+                    # for ever in a process that outlives this writer (a test run, an embedding app).
+                    self._abandoned = True
+                    self._upload_condition.notify_all()
             with self._condition:
                 self._pending_rows = 0
             self._drop(lost, "shutdown", f"storage did not take them within {timeout:g} s")
+
+    @property
+    def running(self) -> bool:
+        """Whether the writer's threads are alive; after close() they end, within its timeout or, when
+        storage refused the last rows, at the uploader's next wake-up."""
+        return self._thread.is_alive() or (self._uploader is not None and self._uploader.is_alive())
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every accepted row is stored (for objects: the staged file sealed and uploaded now,
