@@ -403,7 +403,7 @@ def render(rows: list[Row], costs: dict, read: list[dict], loads: list[str], qui
         "## Inference log",
         "",
         f"Command: {COMMAND}{' with `BENCH_QUICK=1`' if quick else ''}. Took {seconds:.0f} s. Load "
-        "(`uptime`, 2 cores shared with other developers' jobs): "
+        f"(`uptime`, on {os.cpu_count()} cores): "
         + "; ".join(f"{when} `{text.split('load average:')[-1].strip()}`"
                     for when, text in zip(("at the start", "after serving", "at the end"), loads, strict=False))
         + ".",
