@@ -112,10 +112,10 @@ def _round(value: float | None) -> float | None:
 
 def _copy_plots(client: MlflowClient, run_id: str, folder: Path) -> list[Path]:
     """Copy the run's plots next to the card so the card renders on GitHub without MLflow."""
-    try:
-        downloaded = Path(client.download_artifacts(run_id, "plots"))
-    except Exception:  # a run logged without plots
+    found = tracking.download_artifact(client, run_id, "plots")  # an unreadable store is named, not skipped
+    if found is None:  # a run logged without plots
         return []
+    downloaded = Path(found)
     folder.mkdir(parents=True, exist_ok=True)
     copied = []
     for png in sorted(downloaded.glob("*.png")):

@@ -291,13 +291,14 @@ def _unseen(spec: Spec, client, result: Replay, frame: pd.DataFrame, versions: l
 
     seen: set[str] = set()
     for version in versions:
-        try:
-            trained = pd.read_parquet(client.download_artifacts(version.run_id, TRAIN_ARTIFACT))
-        except Exception as exc:  # noqa: BLE001 - an artifact store that lost it: say so, keep the rows
-            result.notes.append(f"v{version.version}'s training rows cannot be read ({type(exc).__name__}): "
-                                "labelled rows it may have been trained on are kept")
+        # An unreadable artifact store fails the replay (ArtifactStoreError, named); a run that never
+        # logged its training rows only loses the filter, said in the notes.
+        found = tracking.download_artifact(client, version.run_id, TRAIN_ARTIFACT)
+        if found is None:
+            result.notes.append(f"v{version.version} logged no training rows: labelled rows it may have been "
+                                "trained on are kept")
             continue
-        seen |= set(_row_keys(spec, trained))
+        seen |= set(_row_keys(spec, pd.read_parquet(found)))
     keep = ~_row_keys(spec, frame).isin(seen)
     result.labelled_seen = int((~keep).sum())
     result.labelled_rows = int(keep.sum())
