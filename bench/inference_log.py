@@ -28,7 +28,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -316,29 +315,13 @@ def reading(scratch: Path, records: list[dict], env: dict, quick: bool) -> list[
     return results
 
 
-def scenarios(quick: bool) -> list[Scenario]:
-    """bench.serving's rows and sizes (300 single records, 150 batches a round)."""
-    single, batch = (30, 10) if quick else (300, 150)
-    return [Scenario(c, b, single if b == 0 else batch) for b in (0, 100) for c in (1, 8, 32)]
-
-
 # -- the run -------------------------------------------------------------------------------------
 def load() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
 
 
 def run(quick: bool = False) -> str:
-    for key, value in serving.ENV.items():
-        os.environ.setdefault(key, value)
-    os.environ.pop("MLFLOW_TRACKING_URI", None)
-    scratch = Path(tempfile.mkdtemp(prefix="bench-inference-log-"))
-    processes: list[subprocess.Popen] = []
-    try:
-        return _run(scratch, quick, processes)
-    finally:
-        for process in reversed(processes):
-            stop(process)
-        shutil.rmtree(scratch, ignore_errors=True)
+    return serving.in_scratch("bench-inference-log-", lambda scratch, processes: _run(scratch, quick, processes))
 
 
 def _run(scratch: Path, quick: bool, processes: list[subprocess.Popen]) -> str:
@@ -359,7 +342,7 @@ def _run(scratch: Path, quick: bool, processes: list[subprocess.Popen]) -> str:
         servers[variant] = (process.pid, port)
     rows: list[Row] = []
     with s3_environment(s3.endpoint, s3):
-        for scenario in scenarios(quick):
+        for scenario in serving.scenarios(quick):  # the same rows and sizes as bench.serving
             rows.append(measure_row(scenario, records, servers, 1 if quick else ROUNDS))
             check_delivery(rows, servers, project)
             last = rows[-1]

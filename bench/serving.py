@@ -283,15 +283,22 @@ def mixed_load(port: int, records: list[dict], log_dir: Path, total: int) -> dic
 
 
 def run(quick: bool = False) -> str:
+    return in_scratch("bench-serving-", lambda scratch, processes: _run(scratch, quick, processes))
+
+
+def in_scratch(prefix: str, body) -> str:
+    """``body(scratch, processes)`` in a fresh scratch folder with the benchmark's environment; every
+    server it appended to ``processes`` is stopped (the last started first) and the folder removed,
+    whatever happens. The serving benchmarks share it."""
     for key, value in ENV.items():
         os.environ.setdefault(key, value)
     os.environ.pop("MLFLOW_TRACKING_URI", None)
-    scratch = Path(tempfile.mkdtemp(prefix="bench-serving-"))
+    scratch = Path(tempfile.mkdtemp(prefix=prefix))
     processes: list[subprocess.Popen] = []
     try:
-        return _run(scratch, quick, processes)
+        return body(scratch, processes)
     finally:
-        for process in processes:
+        for process in reversed(processes):
             stop(process)
         shutil.rmtree(scratch, ignore_errors=True)
 

@@ -27,7 +27,6 @@ from .. import tracking
 from ..config import Spec
 from ..data import load_schema
 from ..errors import ConfigError
-from ..layout import INFERENCE_LOG_COLUMNS
 from ..metrics import higher_is_better, score
 from .environments import check_environment, current_version
 
@@ -164,13 +163,16 @@ def _logged_rows(spec: Spec, result: Replay) -> tuple[pd.DataFrame, set[str]]:
     return rows.frame, ids
 
 
-def model_inputs(spec: Spec, frame: pd.DataFrame) -> pd.DataFrame:
-    """The columns the model reads: the contract's, less the target, the id column and the log's own."""
-    return frame[[c for c in frame.columns if c not in {*spec.model_excluded, *INFERENCE_LOG_COLUMNS}]]
+def _inputs(spec: Spec, frame: pd.DataFrame) -> pd.DataFrame:
+    """What the model reads, chosen as drift chooses it (the contract's columns less the target, the id
+    column and the log's own)."""
+    from ..monitor.drift import model_inputs
+
+    return frame[model_inputs(spec, frame)]
 
 
 def _predict(spec: Spec, model, frame: pd.DataFrame) -> pd.Series:
-    return pd.Series(model.predict(model_inputs(spec, frame)), index=frame.index)
+    return pd.Series(model.predict(_inputs(spec, frame)), index=frame.index)
 
 
 def answers(values: pd.Series, task: str) -> pd.Series:
@@ -237,7 +239,7 @@ def _labelled(spec: Spec, client, result: Replay, model, ids: set[str]) -> None:
     if frame.empty:
         return
     production = _load(found)
-    x, y = model_inputs(spec, frame), frame[spec.target]
+    x, y = _inputs(spec, frame), frame[spec.target]
     theirs, mine = score(production, x, y, spec.task), score(model, x, y, spec.task)
     if spec.metric not in theirs or spec.metric not in mine:
         result.notes.append(f"{spec.metric} cannot be computed on the {len(frame)} labelled rows (one class only?)")
