@@ -41,7 +41,7 @@ def wait_for(url: str, process: subprocess.Popen | None = None, timeout: float =
 
 def descendants(pid: int) -> list:
     """Every process below ``pid`` now (psutil processes), whatever their session."""
-    import psutil  # a dependency of BentoML, so present wherever a server is started
+    import psutil
 
     try:
         return psutil.Process(pid).children(recursive=True)
