@@ -310,14 +310,14 @@ class Runner:
     NEEDS_GITHUB = {
         ("pipeline.yml", "pipeline", "Comment the metrics on the pull request"): "posts a pull-request comment",
         ("promote.yml", "promote", "Open the pull request"): "opens a pull request",
-        ("drift.yml", "retrain", "Open the retraining pull request"): "opens a pull request",
         ("drift.yml", "retrain", "Open an issue when retraining did not help"): "opens an issue (gh)",
         ("drift.yml", "escalate", "Open the issue"): "opens an issue (gh)",
-        ("deploy.yml", "deploy", "Set up Docker Buildx"): "needs a Docker daemon",
+        ("promote.yml", "promote", "Set up Docker Buildx"): "needs a Docker daemon",
+        ("promote.yml", "promote", "Log in to the container registry"): "logs in to the registry",
+        ("promote.yml", "promote", "Build the image and push it"): "needs buildx and the registry",
+        ("verify.yml", "verify", "Log in to the container registry"): "logs in to the registry",
         ("deploy.yml", "deploy", "Log in to the container registry"): "logs in to the registry",
-        ("deploy.yml", "deploy", "Build the image and push it"): "needs buildx and the registry",
         ("promote.yml", "promote", "Mint the GitHub App token"): "mints a token through GitHub's API",
-        ("drift.yml", "retrain", "Mint the GitHub App token"): "mints a token through GitHub's API",
         ("keepalive.yml", "keepalive", "Re-enable the scheduled workflows and this one"): "calls GitHub's API (gh)",
     }
 

@@ -101,18 +101,22 @@ def _print_drift(result: DriftResult) -> None:
 @main.command("retrain")
 @click.option("--env", metavar="ENV", required=True, help="Environment whose model drifted.")
 @click.option("--branch", is_flag=True, help="Commit the promotion on a new branch (as `promote --branch`).")
+@click.option("--promote/--no-promote", "promote", default=True, envvar="RETRAIN_PROMOTE", show_default=True,
+              help="Promote a version that passes (env RETRAIN_PROMOTE). --no-promote leaves it to the caller "
+                   "(outcome trained), which pushes its image first and promotes with the digest.")
 @json_option
 @click.pass_context
-def retrain_command(ctx: click.Context, env: str, branch: bool) -> None:
+def retrain_command(ctx: click.Context, env: str, branch: bool, promote: bool) -> None:
     """On a `retrain` decision: train with the labelled recent data, gate, and promote to the first
     environment (staging by default).
 
-    Outcomes: promoted (a pull request's manifest, title and body are written), escalate (an
+    Outcomes: promoted (a pull request's manifest, title and body are written), trained (with
+    --no-promote: the version passed; the title and the body's retraining part are written), escalate (an
     issue's title and body: gates failed or no labelled data), skipped (no retrain decision).
     Each exits 0; the outcome is in $GITHUB_OUTPUT as `outcome`.
     """
     spec = spec_of(ctx)
-    result = retrain(spec, env, branch=branch)
+    result = retrain(spec, env, branch=branch, promote=promote)
 
     def render() -> None:
         console.out.print(f"retrain {spec.model_name} for {result.env}: [bold]{result.outcome}[/bold]")

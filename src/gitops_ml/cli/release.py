@@ -18,7 +18,11 @@ from .root import json_option, main, parse_version, spec_of
 @click.option("--to", "to", required=True, metavar="ENV", help="Environment to release VERSION to.")
 @click.option("--branch", is_flag=True,
               help="Also create branch promote/ENV/vVERSION and commit the release.")
-@click.option("--title", help="Pull request title (default: 'Promote <model> vN to ENV').")
+@click.option("--title", envvar="PROMOTE_TITLE", help="Pull request title (env PROMOTE_TITLE; default: "
+              "'Promote <model> vN to ENV').")
+@click.option("--extra-body", envvar="PROMOTE_EXTRA_BODY", default="", metavar="MARKDOWN",
+              help="Markdown added to the pull request's body (env PROMOTE_EXTRA_BODY), such as why a retrained "
+                   "version is proposed.")
 @click.option("--base", default="main", show_default=True, metavar="BRANCH",
               help="With --branch: the branch the promotion branch starts from (else origin/BRANCH).")
 @click.option("--allow-unfilled", is_flag=True,
@@ -32,8 +36,8 @@ from .root import json_option, main, parse_version, spec_of
                    "before it runs.")
 @json_option
 @click.pass_context
-def promote_command(ctx: click.Context, version: int, to: str, branch: bool, title: str | None, base: str,
-                    allow_unfilled: bool, output_dir: Path | None, image_digest: str | None) -> None:
+def promote_command(ctx: click.Context, version: int, to: str, branch: bool, title: str | None, extra_body: str,
+                    base: str, allow_unfilled: bool, output_dir: Path | None, image_digest: str | None) -> None:
     """Write environments/ENV/release.yaml for VERSION and the pull request's title and body.
 
     Refuses (exit 1, nothing written) an unknown version, failed or unrecorded gates, a missing
@@ -42,7 +46,8 @@ def promote_command(ctx: click.Context, version: int, to: str, branch: bool, tit
     ENV is running. With --branch the branch starts from --base, whatever is checked out.
     """
     spec = spec_of(ctx)
-    result = release.promote(spec, version, to, branch=branch, title=title, output_dir=output_dir, base=base,
+    result = release.promote(spec, version, to, branch=branch, title=title or None, extra_body=extra_body,
+                             output_dir=output_dir, base=base,
                              allow_unfilled=allow_unfilled, image_digest=image_digest or None)
     for warning in result.warnings:
         console.err(f"warning: {warning}")
@@ -179,7 +184,8 @@ def reconcile_command(ctx: click.Context, base: str) -> None:
               help="The commit the push ended at (env AFTER).")
 @click.pass_context
 def changed_environments_command(ctx: click.Context, requested: str, before: str, after: str) -> dict:
-    """Print environments=<JSON list> and removed=<JSON list> for deploy.yml (in a job, also its outputs):
+    """Print environments=<JSON list>, removed=<JSON list> and registry=<host> (where the released images
+    are, for the registry login) for deploy.yml (in a job, also its outputs):
     REQUESTED, or those whose release manifest the push from BEFORE to AFTER changed (every commit of
     it), in the declared order; ``removed`` are those of them with no manifest left (a reverted first
     release: deploy removes the alias, and there is no image to build)."""
@@ -193,26 +199,56 @@ def changed_environments_command(ctx: click.Context, requested: str, before: str
         paths = gitutil.paths_changed_by_last_commit(spec.root, folder)
     environments = release.changed_environments(spec, requested, paths)
     removed = [env for env in environments if not release.manifest_path(spec, env).is_file()]
+    registry = release.oci.registry_host(spec.release.image_repository or spec.model_name)
     click.echo("environments=" + json.dumps(environments))
     click.echo("removed=" + json.dumps(removed))
-    return {"environments": environments, "removed": removed}
+    click.echo("registry=" + registry)
+    return {"environments": environments, "removed": removed, "registry": registry}
+
+
+@main.command("image-registry")
+@click.pass_context
+def image_registry_command(ctx: click.Context) -> dict:
+    """Print registry=<host>: where the project's images are (release.image_repository), for a job's
+    registry login (in a job, also its output)."""
+    spec = spec_of(ctx)
+    registry = release.oci.registry_host(spec.release.image_repository or spec.model_name)
+    click.echo("registry=" + registry)
+    return {"registry": registry}
 
 
 @main.command("image-context")
 @click.argument("env")
+@click.option("--version", "version", type=int, default=None, metavar="N",
+              help="The version being promoted to ENV: for the first environment, write its "
+                   "bento's build context; for a later one, name the digest it takes unchanged and build "
+                   "nothing. Without it: ENV's released bento, to rebuild its image by hand.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
               help="Folder to write (default: .gitops-ml/image/ENV).")
 @json_option
 @click.pass_context
-def image_context_command(ctx: click.Context, env: str, output: Path | None) -> None:
-    """Before deploy: write the container build context of ENV's released bento (its service, models and
-    Dockerfile) and name its image and labels, for a builder to build and push. Moves no alias."""
+def image_context_command(ctx: click.Context, env: str, version: int | None, output: Path | None) -> None:
+    """Write the container build context of a bento (its service, models and Dockerfile) and name its
+    image and labels, for a builder to build and push (output build=true). A later environment of a
+    promotion builds nothing (build=false, the digest it takes). Moves no alias, writes no manifest."""
     spec = spec_of(ctx)
-    result = release.image_context(spec, env, output)
-    emit(result.as_dict(), lambda: console.out.print(
-        f"{env}: build context of bento {result.bento_tag} (v{result.version}) in "
-        f"{spec.display(str(result.folder))}; image {result.image}"))
-    return result
+    if version is None:
+        context = release.image_context(spec, env, output)
+        emit(context.as_dict(), lambda: _print_context(spec, context))
+        return release.ImagePlan(context.env, context.version, context.image, context=context)
+    plan = release.promotion_image(spec, version, env, output)
+    if plan.build:
+        emit(plan.as_dict(), lambda: _print_context(spec, plan.context))
+    else:
+        emit(plan.as_dict(), lambda: console.out.print(
+            f"{plan.env}: v{plan.version} takes the image {plan.takes_from} runs, {plan.digest}, unchanged; "
+            "nothing to build"))
+    return plan
+
+
+def _print_context(spec, context: release.ImageContext) -> None:
+    console.out.print(f"{context.env}: build context of bento {context.bento_tag} (v{context.version}) in "
+                      f"{spec.display(str(context.folder))}; image {context.image}")
 
 
 @main.command("status")

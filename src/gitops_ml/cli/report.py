@@ -218,23 +218,36 @@ def changed_environments(result: dict, spec: Spec | None, echo: Callable[[str], 
     """The ``environments`` output deploy.yml's matrix reads (and ``removed``, the environments whose
     release is gone), written here rather than redirected from stdout, so nothing else a shell or make
     prints can corrupt them."""
-    _outputs({"environments": json.dumps(result["environments"]), "removed": json.dumps(result["removed"])})
+    _outputs({"environments": json.dumps(result["environments"]), "removed": json.dumps(result["removed"]),
+              "registry": result["registry"]})
 
 
-def image_building(result, spec: Spec | None, echo: Callable[[str], None]) -> None:
+def image_building(plan, spec: Spec | None, echo: Callable[[str], None]) -> None:
+    """``build`` says whether the job builds and pushes; with it, what to build and how to name it;
+    without it, the digest the promotion takes unchanged."""
+    if not plan.build:
+        _outputs({"build": "false", "version": plan.version, "image": plan.image, "registry": plan.registry,
+                  "digest": plan.digest, "takes_from": plan.takes_from})
+        github.write_summary(f"### Image of {spec.model_name} v{plan.version} for {plan.env}\n\n"
+                             f"No build: {plan.env} takes the image {plan.takes_from} runs, "
+                             f"`{plan.digest}`, unchanged.\n")
+        return
+    context = plan.context
     _outputs(
         {
-            "image": result.image,
-            "bento_tag": result.bento_tag,
-            "version": result.version,
-            "context": result.folder,
-            "dockerfile": result.dockerfile,
-            "labels": "\n".join(f"{key}={value}" for key, value in result.labels.items()),
+            "build": "true",
+            "image": context.image,
+            "registry": context.registry,
+            "bento_tag": context.bento_tag,
+            "version": context.version,
+            "context": context.folder,
+            "dockerfile": context.dockerfile,
+            "labels": "\n".join(f"{key}={value}" for key, value in context.labels.items()),
         }
     )
     github.write_summary(
-        f"### Image of {spec.model_name} v{result.version} for {result.env}\n\n"
-        f"`{result.image}` from bento `{result.bento_tag}`\n"
+        f"### Image of {spec.model_name} v{context.version} for {context.env}\n\n"
+        f"`{context.image}` from bento `{context.bento_tag}`\n"
     )
 
 
@@ -273,6 +286,11 @@ def retraining(result, spec: Spec | None, echo: Callable[[str], None]) -> None:
     if result.promotion is not None:
         promotion(result.promotion, spec, echo)
     _outputs({"outcome": result.outcome})
+    if result.outcome == "trained":
+        # What the Promote workflow needs to open the retraining pull request once the image is pushed.
+        _outputs({"version": result.new_version, "environment": result.promote_env,
+                  "title": result.title_file.read_text(encoding="utf-8").strip(),
+                  "body": result.body_file.read_text(encoding="utf-8")})
     if result.outcome == "escalate" and result.title_file and result.body_file:
         # The issue replaces the pull request drift announced: point every output at it.
         _outputs(
@@ -335,6 +353,7 @@ REPORTERS: dict[str, Callable[[object, Spec | None, Callable[[str], None]], None
     "verify": verification,
     "changed-environments": changed_environments,
     "image-context": image_building,
+    "image-registry": lambda result, spec, echo: _outputs(result),
     "deploy": deployment,
     "reconcile": reconciliation,
     "drift": drift_check,

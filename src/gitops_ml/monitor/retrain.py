@@ -25,7 +25,10 @@ from .drift import DriftResult, drift, model_inputs
 from .sources import parse_duration
 
 RETRAIN_JSON = "retrain.json"
-Outcome = Literal["promoted", "escalate", "skipped"]
+PROMOTION_TITLE, PROMOTION_EXTRA = "promotion-title.txt", "promotion-extra.md"
+# trained: the version passed, and the promotion is left to the caller (the Drift workflow, which
+# builds and pushes the image first, then promotes with its digest).
+Outcome = Literal["promoted", "trained", "escalate", "skipped"]
 
 
 @dataclass
@@ -64,6 +67,7 @@ class RetrainResult:
     title_file: Path | None = None
     body_file: Path | None = None
     files: dict = field(default_factory=dict)
+    promote_env: str | None = None  # outcome trained: the environment the caller promotes to
 
     def as_dict(self) -> dict:
         return {
@@ -77,6 +81,7 @@ class RetrainResult:
             "promotion": self.promotion.as_dict() if self.promotion else None,
             "title_file": str(self.title_file) if self.title_file else None,
             "body_file": str(self.body_file) if self.body_file else None,
+            "promote_env": self.promote_env,
             "drift": self.drift.as_dict(),
         }
 
@@ -116,9 +121,10 @@ def compare_on_recent(spec: Spec, base: tracking.Version, new: tracking.Version,
 
 
 def retrain(spec: Spec, env: str, current: str | None = None, window: str | None = None,
-            output_dir: Path | None = None, branch: bool = False) -> RetrainResult:
+            output_dir: Path | None = None, branch: bool = False, promote: bool = True) -> RetrainResult:
     """Measure drift for ``env``; on ``retrain``, train with the recent labelled rows and promote to the
-    first environment."""
+    first environment. With ``promote`` False a version that passes is left for the caller to promote
+    (outcome ``trained``): the pull request's title and the body's retraining part are written to files."""
     found = drift(spec, env, current, window, output_dir)
     result = RetrainResult(outcome="skipped", reasons=[], env=found.env, drift=found)
     folder = found.files.directory if found.files else outputs.default_dir(spec)
@@ -157,16 +163,33 @@ def retrain(spec: Spec, env: str, current: str | None = None, window: str | None
     if failures:
         return _escalate(spec, result, folder, failures)
     first = spec.release.environments[0]  # retraining always starts at the first environment
+    if not promote:
+        return _trained(spec, result, folder, first)
     try:
         result.promotion = release.promote(
             spec, trained.version, first, branch=branch,
-            title=f"Retrain {spec.model_name}: drift in {len(found.drifted)} features",
+            title=promotion_title(spec, result),
             extra_body=promotion_extra(spec, result))
     except CheckFailed as refused:
         return _escalate(spec, result, folder, [f"promotion refused: {refused}"])
     result.outcome = "promoted"
     result.reasons = [f"v{trained.version} passes the gates; promotion to {first} written"]
     result.title_file, result.body_file = result.promotion.title_file, result.promotion.body_file
+    return _finish(spec, result, folder)
+
+
+def promotion_title(spec: Spec, result: RetrainResult) -> str:
+    return f"Retrain {spec.model_name}: drift in {len(result.drift.drifted)} features"
+
+
+def _trained(spec: Spec, result: RetrainResult, folder: Path, first: str) -> RetrainResult:
+    """The version passed; the caller promotes it to ``first`` once its image is pushed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    result.outcome, result.promote_env = "trained", first
+    result.reasons = [f"v{result.new_version} passes the gates; to be promoted to {first} once its image is pushed"]
+    result.title_file, result.body_file = folder / PROMOTION_TITLE, folder / PROMOTION_EXTRA
+    result.title_file.write_text(promotion_title(spec, result) + "\n", encoding="utf-8")
+    result.body_file.write_text(promotion_extra(spec, result), encoding="utf-8")
     return _finish(spec, result, folder)
 
 

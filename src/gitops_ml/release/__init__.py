@@ -20,7 +20,7 @@ from .environments import (
     read_manifest,
     relative_manifest,
 )
-from .image import ImageContext, image_context
+from .image import ImageContext, ImagePlan, image_context, promotion_image
 from .manifest import ReleaseManifest, dump_manifest, parse_manifest, schema_problems
 from .promote import Promotion, promote
 from .reconcile import AliasCheck, Reconciliation, reconcile, require_reconciled
@@ -33,6 +33,7 @@ __all__ = [
     "Deployment",
     "EnvironmentStatus",
     "ImageContext",
+    "ImagePlan",
     "ManifestCheck",
     "Promotion",
     "Reconciliation",
@@ -44,6 +45,7 @@ __all__ = [
     "current_version",
     "deploy",
     "image_context",
+    "promotion_image",
     "dump_manifest",
     "manifest_path",
     "manifest_problems",

@@ -12,7 +12,7 @@ from ..errors import CheckFailed
 from . import oci
 from .environments import check_environment, read_manifest, relative_manifest
 from .image import packaged_release
-from .registry import alias_version
+from .registry import alias_version, registry_disagreements
 from .verify import content_reasons
 
 
@@ -54,16 +54,29 @@ def deploy(spec: Spec, env: str, base: str = "main") -> Deployment:
         if before is not None:
             tracking.call(lambda: client.delete_registered_model_alias(spec.model_name, env), spec)
         return _deployed(Deployment(env, None, before, before is not None, None, None, image_file, None))
-    packaged = packaged_release(spec, env, manifest, client, refusals=refusals)
+    bento_tag = released_bento(spec, env, manifest, client, refusals)
     changed = before != manifest.version
     if changed:
         target = str(manifest.version)
         tracking.call(lambda: client.set_registered_model_alias(spec.model_name, env, target), spec)
     return _deployed(
         Deployment(
-            env, manifest.version, before, changed, packaged.bento_tag, manifest.image, image_file, manifest.model_uri
+            env, manifest.version, before, changed, bento_tag, manifest.image, image_file, manifest.model_uri
         )
     )
+
+
+def released_bento(spec: Spec, env: str, manifest, client, refusals: list[str]) -> str:
+    """The bento tag the release runs, once nothing refuses it. A release pinned by digest was built and
+    pushed before its pull request (and the registry's labels were just read): nothing is built after the
+    merge. A release without a digest has no image: its bento is packaged here, as it is where no registry
+    is configured."""
+    if manifest.image_digest is None:
+        return packaged_release(spec, env, manifest, client, refusals=refusals).bento_tag
+    reasons = [*refusals, *registry_disagreements(spec, client, manifest)]
+    if reasons:
+        raise CheckFailed(f"not deploying {relative_manifest(spec, env)}: " + "; ".join(reasons))
+    return manifest.bento_tag
 
 
 def merged_refusals(spec: Spec, env: str, base: str) -> list[str]:

@@ -41,6 +41,15 @@ def repository(image: str) -> str:
     return f"{head}{slash}{last.split(':', 1)[0]}"
 
 
+def registry_host(image: str) -> str:
+    """The registry an image reference names, as ``docker login`` takes it: its first component when that
+    is a host (has a dot or a port, or is localhost), else Docker Hub."""
+    first, slash, _ = image.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        return first
+    return "docker.io"
+
+
 def inspect(image: str, digest: str) -> PushedImage:
     """The registry's manifest and labels of ``image`` at ``digest``; CheckFailed naming why not."""
     reference = f"{repository(image)}@{digest}"
