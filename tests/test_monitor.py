@@ -285,6 +285,49 @@ def test_retrain_on_moderate_drift_opens_a_promotion(released: Path, tmp_path: P
     assert (root / "model_cards" / "churn-classifier-v2.md").is_file()
 
 
+def test_retrain_without_promoting_hands_the_promotion_to_the_promote_workflow(
+    released: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Drift workflow's path: retrain trains and gates only (outcome trained, nothing released), its
+    outputs carry the version, the environment, the title and the body, and promote, given them as the
+    Promote workflow passes them (PROMOTE_TITLE, PROMOTE_EXTRA_BODY), opens the retraining promotion."""
+    root = copy_project(released, tmp_path / "project")
+    labelled = batch_file(root / "data", "moderate", n=1500, seed=31)
+    with open(root / "pyproject.toml", "a", encoding="utf-8") as handle:
+        handle.write(f'\n[tool.gitops-ml.drift]\nfeedback = "data/{labelled.name}"\n')
+    spec = load_spec(root)
+    result = monitor.retrain(spec, "staging", current=str(batch_file(tmp_path, "moderate", labels=False, seed=32)),
+                             promote=False)
+    assert result.outcome == "trained" and result.new_version == 2, result.reasons
+    assert result.promotion is None and release.current_version(spec, "staging") == 1  # nothing released
+    outputs = tmp_path / "github_output"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(outputs))
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary.md"))
+    report.retraining(result, spec, lambda line: None)
+    written = _outputs(outputs.read_text())
+    assert (written["outcome"], written["version"], written["environment"]) == ("trained", "2", "staging")
+    assert written["title"] == f"Retrain churn-classifier: drift in {len(result.drift.drifted)} features"
+    assert "Retrained because of drift" in written["body"] and "| monthly_charges | numerical |" in written["body"]
+
+    monkeypatch.setenv("PROMOTE_TITLE", written["title"])
+    monkeypatch.setenv("PROMOTE_EXTRA_BODY", written["body"])
+    done = CliRunner().invoke(main, ["--project", str(root), "promote", "2", "--to", "staging", "--json"])
+    assert done.exit_code == 0, done.output
+    promoted = json.loads(done.stdout)
+    assert release.current_version(spec, "staging") == 2
+    body = Path(promoted["body_file"]).read_text()
+    assert promoted["title"] == written["title"] and "Retrained because of drift" in body
+
+
+def _outputs(text: str) -> dict[str, str]:
+    """GITHUB_OUTPUT's name<<DELIMITER blocks, as the runner reads them."""
+    values, lines = {}, iter(text.splitlines())
+    for line in lines:
+        name, _, delimiter = line.partition("<<")
+        values[name] = "\n".join(iter(lambda: next(lines), delimiter))
+    return values
+
+
 def test_retrain_that_fails_the_gates_escalates(released: Path, tmp_path: Path) -> None:
     root = copy_project(released, tmp_path / "project")
     text = (root / "pyproject.toml").read_text().replace("roc_auc = 0.75", "roc_auc = 0.99")

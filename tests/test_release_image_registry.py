@@ -6,6 +6,8 @@ moves no alias. Production takes staging's digest unchanged, and verify finds it
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -38,9 +40,13 @@ def test_a_pushed_image_verifies_deploys_and_goes_to_production_unchanged(pinned
     code, out, verified = cli(pinned, "verify", "--base", "main", "--json")
     assert code == 0 and verified["passed"], out
     merge(pinned, promoted["branch"])
-    code, out, _ = cli(pinned, "deploy", "staging")
+    store = Path(os.environ["BENTOML_HOME"])
+    shutil.rmtree(store, ignore_errors=True)  # whatever verify packaged: deploy must not need a bento
+    code, out, deployed = cli(pinned, "deploy", "staging", "--json")
     assert code == 0, out
     assert alias(pinned, "staging") == 1
+    assert deployed["bento_tag"] == labels_of(pinned, 1)[oci.BENTO_LABEL]
+    assert not list(store.glob("bentos/*/*")), "deploy built a bento: the image was built before the merge"
 
     fill_in_card(pinned, 1)
     git(pinned, "commit", "--quiet", "-am", "Complete the card of v1")
