@@ -79,15 +79,29 @@ def test_env_and_command_are_carried_over(documents) -> None:
     [
         (lambda c, p: p["securityContext"].update(runAsUser=0), {}, "runAsNonRoot' is true but runAsUser is 0"),
         (lambda c, p: c.update(args=["serve"]), {}, "field 'args' ['serve'] has no '--port 3000'"),
-        (lambda c, p: c["readinessProbe"]["httpGet"].update(port=8080), {},
-         "field 'readinessProbe.httpGet.port' 8080 is not the container's port 3000"),
-        (lambda c, p: c["envFrom"][1]["secretRef"].pop("optional"), {},
-         "field 'envFrom[1].secretRef' names 'customer-churn-inference-log', which nobody provides"),
-        (lambda c, p: c.update(env=[{"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]),
-         {}, "field 'env[0].valueFrom'"),
+        (
+            lambda c, p: c["readinessProbe"]["httpGet"].update(port=8080),
+            {},
+            "field 'readinessProbe.httpGet.port' 8080 is not the container's port 3000",
+        ),
+        (
+            lambda c, p: c["envFrom"][1]["secretRef"].pop("optional"),
+            {},
+            "field 'envFrom[1].secretRef' names 'customer-churn-inference-log', which nobody provides",
+        ),
+        (
+            lambda c, p: c.update(env=[{"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]),
+            {},
+            "field 'env[0].valueFrom'",
+        ),
         (lambda c, p: None, {"cache": Path("/tmp")}, "the test binds ['cache'], volumes the pod does not have"),
-        (lambda c, p: p["volumes"][0].update(emptyDir=None, hostPath={"path": "/x"}) or p["volumes"][0].pop("emptyDir"),
-         {}, "volume 'tmp' is not an emptyDir"),
+        (
+            lambda c, p: (
+                p["volumes"][0].update(emptyDir=None, hostPath={"path": "/x"}) or p["volumes"][0].pop("emptyDir")
+            ),
+            {},
+            "volume 'tmp' is not an emptyDir",
+        ),
     ],
     ids=["root", "no-port-arg", "probe-port", "missing-secret", "field-ref", "unknown-volume", "host-path"],
 )
