@@ -14,6 +14,8 @@ from .support.bake import bake
 from .support.deployment import SpecError, podman_run
 from .test_template_kubernetes import DIGEST, kubectl, released, render  # noqa: F401 - kubectl is a fixture
 
+pytestmark = pytest.mark.slow  # it bakes the template
+
 
 @pytest.fixture(scope="module")
 def documents(tmp_path_factory, kubectl) -> list[dict]:  # noqa: F811
@@ -44,7 +46,8 @@ def test_the_rendered_container_becomes_podman_flags(documents, tmp_path: Path) 
     assert _pairs(flags, "--network") == ["host"] and "--entrypoint" not in flags  # the image's entrypoint
     # The ConfigMap's values; the optional Secret nobody gave is left out, as the kubelet leaves it out.
     assert spec.env == {"GITOPS_ML_INFERENCE_LOG": "/var/log/gitops-ml/inference", "BENTOML_DO_NOT_TRACK": "True",
-                        "DO_NOT_TRACK": "1", "OMP_NUM_THREADS": "1"}  # fmt: skip
+                        "DO_NOT_TRACK": "1", "OMP_NUM_THREADS": "1",
+                        "BENTOML_HOME": "/tmp/bentoml"}  # the Deployment's env, after the ConfigMap's  # fmt: skip
     assert _pairs(flags, "--env") == [f"{k}={v}" for k, v in spec.env.items()]
     argv = spec.argv("x")
     assert argv[:4] == ["podman", "run", "--detach", "--name"] and argv[-6:] == [spec.image, *spec.args]
