@@ -217,3 +217,17 @@ def image_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     with registry(tmp_path / "registry") as served:
         monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", str(served.folder / "registries.conf"))
         yield served
+
+
+# -- real container images: buildah, podman, skopeo without a Docker daemon (tests/support/containers.py) --
+@pytest.fixture(scope="session")
+def container_images(tmp_path_factory: pytest.TempPathFactory):
+    """A private image store holding the base image the bento's Dockerfile starts from, made once per run;
+    the store (a few GB after a bento's build) is removed at the end of the session."""
+    from .support.containers import INSTALL, container_store, make_base_image, missing_tools
+
+    if missing := missing_tools():
+        pytest.skip(f"{', '.join(missing)} not on PATH: {INSTALL}")
+    with container_store(tmp_path_factory.mktemp("containers")) as store:
+        make_base_image(store)
+        yield store
