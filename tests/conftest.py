@@ -224,10 +224,16 @@ def image_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 def container_images(tmp_path_factory: pytest.TempPathFactory):
     """A private image store holding the base image the bento's Dockerfile starts from, made once per run;
     the store (a few GB after a bento's build) is removed at the end of the session."""
-    from .support.containers import INSTALL, container_store, make_base_image, missing_tools
+    from .support.containers import INSTALL, PYTHON, container_store, make_base_image, missing_tools
 
     if missing := missing_tools():
         pytest.skip(f"{', '.join(missing)} not on PATH: {INSTALL}")
+    if f"{sys.version_info.major}.{sys.version_info.minor}" != PYTHON:
+        # The bento's Dockerfile starts FROM python:<the building interpreter's version>-slim.
+        pytest.skip(
+            f"the base image made here is Debian bookworm's Python {PYTHON}; this is Python "
+            f"{sys.version_info.major}.{sys.version_info.minor}, whose bento asks for another base"
+        )
     with container_store(tmp_path_factory.mktemp("containers")) as store:
         make_base_image(store)
         yield store

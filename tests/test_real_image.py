@@ -151,7 +151,7 @@ def container(released: Released, tmp_path: Path) -> Iterator[tuple[PodmanRun, s
         wait_ready(released.containers, name, f"http://127.0.0.1:{spec.port}{spec.readiness_path}")
         yield spec, name, log_folder
     finally:
-        released.containers.run("podman", "rm", "--force", "--time", "10", name, timeout=120)
+        released.containers.run("podman", "rm", "--force", "--ignore", "--time", "10", name, timeout=120)
 
 
 def wait_ready(containers: Containers, name: str, url: str) -> None:
