@@ -189,6 +189,7 @@ def test_the_pinned_image_runs_as_the_deployment_says_and_serves(released: Relea
     assert refused.returncode != 0 and "Read-only file system" in refused.stderr, refused.stderr
 
     url = f"http://127.0.0.1:{spec.port}"
+    assert spec.liveness_path is not None and call(f"{url}{spec.liveness_path}").status == 200  # the kubelet's too
     smoked = subprocess.run([GITOPS, "smoke", url, "--expect-version", str(released.version), "--json"],
                             cwd=root, capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
     assert smoked.returncode == 0, smoked.stdout + smoked.stderr
