@@ -217,3 +217,23 @@ def image_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     with registry(tmp_path / "registry") as served:
         monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", str(served.folder / "registries.conf"))
         yield served
+
+
+# -- real container images: buildah, podman, skopeo without a Docker daemon (tests/support/containers.py) --
+@pytest.fixture(scope="session")
+def container_images(tmp_path_factory: pytest.TempPathFactory):
+    """A private image store holding the base image the bento's Dockerfile starts from, made once per run;
+    the store (a few GB after a bento's build) is removed at the end of the session."""
+    from .support.containers import INSTALL, PYTHON, container_store, make_base_image, missing_tools
+
+    if missing := missing_tools():
+        pytest.skip(f"{', '.join(missing)} not on PATH: {INSTALL}")
+    if f"{sys.version_info.major}.{sys.version_info.minor}" != PYTHON:
+        # The bento's Dockerfile starts FROM python:<the building interpreter's version>-slim.
+        pytest.skip(
+            f"the base image made here is Debian bookworm's Python {PYTHON}; this is Python "
+            f"{sys.version_info.major}.{sys.version_info.minor}, whose bento asks for another base"
+        )
+    with container_store(tmp_path_factory.mktemp("containers")) as store:
+        make_base_image(store)
+        yield store
