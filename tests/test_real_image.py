@@ -1,8 +1,9 @@
 """The bento's real image (issue 14 item 4): one image per version, built and smoke-tested before merge,
 pinned by digest, promoted unchanged.
 
-A level-2 bake is trained and its bento packaged; ``bentoml containerize --backend buildah`` builds the
-image, labelled as the product labels it (``ImageContext.labels``), from a base image made on this machine
+A level-2 bake is trained; ``gitops-ml image-context staging --version N`` writes its bento's build context
+and names the image and its labels, as the Promote workflow's build step takes them, and buildah builds
+exactly that context (the bento's own Dockerfile), from a base image made on this machine
 (tests/support/containers.py, after /work/shared/CONTAINERS.md); skopeo pushes it to a real registry on
 127.0.0.1 and ``promote --image-digest`` pins the registry's digest. The image then runs under podman
 exactly as the rendered Deployment of ``environments/staging`` says (tests/support/deployment.py: its
@@ -29,7 +30,6 @@ import yaml
 
 from gitops_ml.config import load_spec
 from gitops_ml.processes import free_port
-from gitops_ml.release.image import ImageContext
 from gitops_ml.serve.inference_log import read_log
 from gitops_ml.serve.smoke import call, sample_rows
 
@@ -82,18 +82,18 @@ def pinned(root: Path, env: str) -> tuple[str, str]:
     return release["image_digest"], overlay["images"][0]["digest"]
 
 
-def build_image(containers: Containers, root: Path, version: int, registry_host: str) -> str:
-    """``bentoml containerize --backend buildah`` of v``version``'s bento, labelled as the product does."""
-    packaged = run_json(root, "package", str(version))
-    bento_tag = packaged["bento_tag"]
-    image = f"{registry_host}/{NAME}:{bento_tag.split(':', 1)[1]}"
-    dockerfile = Path(packaged["dockerfile"])
-    labels = ImageContext("staging", version, bento_tag, image, dockerfile.parents[2], dockerfile).labels
-    containers.timed("containerize", BENTOML, "containerize", bento_tag, "--backend", "buildah",
-                     "--opt", "network=host", *[a for k, v in labels.items() for a in ("--opt", f"label={k}={v}")],
-                     "-t", image, env={"BENTOML_HOME": str(root / ".bentoml")}, timeout=1800)  # fmt: skip
-    assert containers.labels(image) | labels == containers.labels(image), containers.labels(image)
-    return image
+def build_image(containers: Containers, root: Path, version: int) -> str:
+    """What the Promote workflow builds: ``gitops-ml image-context`` writes v``version``'s build context and
+    names its image and labels (as build-push-action takes them); buildah builds exactly that."""
+    plan = run_json(root, "image-context", "staging", "--version", str(version))
+    assert plan["build"] is True, plan
+    context = plan["context"]
+    labels = context["labels"]
+    containers.timed("containerize", "buildah", "build", "--network", "host", "--layers",
+                     *[a for k, v in labels.items() for a in ("--label", f"{k}={v}")],
+                     "-f", context["dockerfile"], "-t", context["image"], context["context"], timeout=1800)  # fmt: skip
+    assert containers.labels(context["image"]) | labels == containers.labels(context["image"])
+    return context["image"]
 
 
 def push_image(containers: Containers, image: str) -> str:
@@ -125,7 +125,7 @@ def released(container_images: Containers, tmp_path_factory: pytest.TempPathFact
         version = int(run_json(root, "train")["version"])
         assert run_json(root, "evaluate", str(version))["passed"] is True
         run_json(root, "card", str(version))
-        image = build_image(container_images, root, version, served.host)
+        image = build_image(container_images, root, version)
         images_after_build = container_images.image_ids()
         digest = push_image(container_images, image)
 

@@ -9,6 +9,7 @@ those inputs. Jobs share only what they share on GitHub: the git remote and the 
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shutil
@@ -18,6 +19,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 from cookiecutter.main import cookiecutter
 
 from gitops_ml.engine_wheel import running_engine_wheel
@@ -25,6 +27,7 @@ from gitops_ml.example import drifted_batch
 from gitops_ml.processes import free_port, stop, wait_for
 from tests.conftest import REPO, MlflowServer
 from tests.support.act import SHARED_ACTIONS, Act
+from tests.support.registry import registry
 
 pytestmark = [
     pytest.mark.slow,
@@ -205,6 +208,21 @@ def serve_traffic(repository: Path, server: MlflowServer, rows, env: str = "prod
     return len(features)
 
 
+def registry_digest(tag: str, conf: dict[str, str]) -> str:
+    """What the registry holds under ``tag``, read with skopeo."""
+    found = subprocess.run(["skopeo", "--registries-conf", conf["CONTAINERS_REGISTRIES_CONF"], "inspect", "--no-tags",
+                            f"docker://{tag}"], check=True, capture_output=True, text=True, timeout=120)  # fmt: skip
+    return json.loads(found.stdout)["Digest"]
+
+
+def pinned_digests(run, record: dict, env: str) -> tuple[str, str, str]:
+    """(release.yaml's image_digest, the overlay's image name, its digest) in a recorded pull request."""
+    files = run.recorded_file(record, "environments") / env
+    release = yaml.safe_load((files / "release.yaml").read_text())
+    (image,) = yaml.safe_load((files / "kustomization.yaml").read_text())["images"]
+    return release["image_digest"], image["newName"], image["digest"]
+
+
 def registry_aliases(server: MlflowServer, name: str) -> dict[str, int]:
     from mlflow import MlflowClient
 
@@ -217,13 +235,21 @@ def registry_aliases(server: MlflowServer, name: str) -> dict[str, int]:
 def test_train_proposes_staging_then_promote_verify_deploy_run_as_separate_jobs(
     act: Act, engine_wheel: Path, tmp_path: Path
 ) -> None:
-    repository = bake(tmp_path, engine_wheel, mlops_level="2")
+    with registry(tmp_path / "registry") as images:
+        # Images go to a real registry on 127.0.0.1: the build-push stand-in pushes there, and verify and
+        # deploy read the pinned digests back with skopeo (registries.conf: served without TLS).
+        conf = {"CONTAINERS_REGISTRIES_CONF": str(images.folder / "registries.conf")}
+        repository = bake(tmp_path, engine_wheel, mlops_level="2", container_registry=f"{images.host}/your-org")
+        run_the_loop(act, repository, tmp_path, images.host, conf)
+
+
+def run_the_loop(act: Act, repository: Path, tmp_path: Path, registry_host: str, conf: dict[str, str]) -> None:
     storage = tmp_path / "storage"
     monitor_shared_storage(repository, storage)
     server = MlflowServer(tmp_path / "mlflow").start()
     secrets = {"MLFLOW_TRACKING_URI": server.url}
     try:
-        trained = act.run(repository, "train.yml", "workflow_dispatch", dispatch_event({}), secrets=secrets)
+        trained = act.run(repository, "train.yml", "workflow_dispatch", dispatch_event({}), secrets=secrets, env=conf)
         assert_jobs(trained, "validate, train, evaluate, card", "Promote/open the promotion pull request")
         proposed = trained.records_of("peter-evans/create-pull-request")
         assert len(proposed) == 1, trained.tail()
@@ -236,38 +262,51 @@ def test_train_proposes_staging_then_promote_verify_deploy_run_as_separate_jobs(
         assert "v1" in body.read_text() and "will not start by themselves" in body.read_text()
         assert "MLFLOW_TRACKING_URI is not set" not in trained.log
 
-        branch = open_pull_request(repository, proposed[0])
-        verified = act.run(repository, "verify.yml", "pull_request", pull_request_event(repository, branch),
-                           secrets=secrets)  # fmt: skip
-        assert_jobs(verified, "verify")
-        before = merge(repository, branch)
-        deployed = act.run(repository, "deploy.yml", "push", push_event(repository, before), secrets=secrets)
-        assert_jobs(deployed, "changed environments", "deploy staging")
-        assert registry_aliases(server, "customer-churn") == {"staging": 1}
-        built = deployed.records_of("docker/build-push-action")
-        assert len(built) == 1
+        # The image is built and pushed before the pull request, and the release pins the registry's digest.
+        built = trained.records_of("docker/build-push-action")
+        assert len(built) == 1, trained.tail()
         image = built[0]["inputs"]
-        assert image["tags"] == "ghcr.io/your-org/customer-churn:v1-" + image["tags"].rsplit("-", 1)[-1]
+        assert image["tags"] == f"{registry_host}/your-org/customer-churn:v1-" + image["tags"].rsplit("-", 1)[-1]
         assert image["push"] == "true"
-        assert "ai.gitops-ml.model-version=1" in image["labels"].splitlines()
-        context = deployed.recorded_file(built[0], image["context"])
+        labels = image["labels"].splitlines()
+        assert "ai.gitops-ml.model-version=1" in labels and not any("environment" in label for label in labels)
+        context = trained.recorded_file(built[0], image["context"])
         assert (context / "env" / "docker" / "Dockerfile").is_file()
         assert image["file"] == f"{image['context']}/env/docker/Dockerfile"
         assert any((context / "models").rglob("MLmodel")), "the build context holds the model"
+        digest = registry_digest(image["tags"], conf)
+        assert pinned_digests(trained, proposed[0], "staging") == (digest, f"{registry_host}/your-org/customer-churn",
+                                                                   digest)  # fmt: skip
+
+        branch = open_pull_request(repository, proposed[0])
+        verified = act.run(repository, "verify.yml", "pull_request", pull_request_event(repository, branch),
+                           secrets=secrets, env=conf)  # fmt: skip
+        assert_jobs(verified, "verify")
+        before = merge(repository, branch)
+        deployed = act.run(repository, "deploy.yml", "push", push_event(repository, before), secrets=secrets,
+                           env=conf)  # fmt: skip
+        assert_jobs(deployed, "changed environments", "deploy staging")
+        assert registry_aliases(server, "customer-churn") == {"staging": 1}
+        assert deployed.records_of("docker/build-push-action") == []  # nothing is built after a merge
+        (login,) = deployed.records_of("docker/login-action")
+        assert login["inputs"]["registry"] == registry_host
 
         complete_card(repository, 1)
         promoted = act.run(repository, "promote.yml", "workflow_dispatch",
                            dispatch_event({"version": "1", "environment": "production"}),
-                           inputs={"version": "1", "environment": "production"}, secrets=secrets)  # fmt: skip
+                           inputs={"version": "1", "environment": "production"}, secrets=secrets, env=conf)  # fmt: skip
         assert_jobs(promoted, "open the promotion pull request")
+        assert promoted.records_of("docker/build-push-action") == []  # production takes staging's image
         production = promoted.records_of("peter-evans/create-pull-request")[0]
         assert production["inputs"]["branch"] == "promote/production/v1"
+        assert pinned_digests(promoted, production, "production")[::2] == (digest, digest)
         branch = open_pull_request(repository, production)
         verified = act.run(repository, "verify.yml", "pull_request", pull_request_event(repository, branch, 2),
-                           secrets=secrets)  # fmt: skip
+                           secrets=secrets, env=conf)  # fmt: skip
         assert_jobs(verified, "verify")
         before = merge(repository, branch)
-        deployed = act.run(repository, "deploy.yml", "push", push_event(repository, before), secrets=secrets)
+        deployed = act.run(repository, "deploy.yml", "push", push_event(repository, before), secrets=secrets,
+                           env=conf)  # fmt: skip
         assert_jobs(deployed, "changed environments", "deploy production")
         assert registry_aliases(server, "customer-churn") == {"staging": 1, "production": 1}
 
@@ -276,8 +315,11 @@ def test_train_proposes_staging_then_promote_verify_deploy_run_as_separate_jobs(
         serve_traffic(repository, server, moderate)
         moderate.to_csv(storage / "feedback.csv", index=False)  # the labels, arrived later
         drifted = act.run(repository, "drift.yml", "workflow_dispatch", dispatch_event({"environment": "production"}),
-                          inputs={"environment": "production"}, secrets=secrets)  # fmt: skip
-        assert_jobs(drifted, "measure drift", "retrain and open the pull request")
+                          inputs={"environment": "production"}, secrets=secrets, env=conf)  # fmt: skip
+        # The retrained version goes through the Promote workflow, which builds and pushes its image first.
+        assert_jobs(drifted, "measure drift", "retrain", "Promote/open the promotion pull request")
+        (rebuilt,) = drifted.records_of("docker/build-push-action")
+        assert "ai.gitops-ml.model-version=2" in rebuilt["inputs"]["labels"].splitlines()
         assert "open an issue" not in drifted.jobs
         report = drifted.records_of("actions/upload-artifact")
         assert [r["inputs"]["name"] for r in report] == ["drift-report"]
@@ -301,7 +343,7 @@ def test_train_proposes_staging_then_promote_verify_deploy_run_as_separate_jobs(
         git(repository, "push", "-q", "origin", "main")
         serve_traffic(repository, server, drifted_batch(1500, "severe", seed=22))
         escalated = act.run(repository, "drift.yml", "workflow_dispatch", dispatch_event({"environment": "production"}),
-                            inputs={"environment": "production"}, secrets=secrets)  # fmt: skip
+                            inputs={"environment": "production"}, secrets=secrets, env=conf)  # fmt: skip
         assert_jobs(escalated, "measure drift", "open an issue")
         issues = [r for r in escalated.records if r.get("command") == "gh"]
         assert len(issues) == 1 and issues[0]["args"][:2] == ["issue", "create"], escalated.records

@@ -32,6 +32,7 @@ SHARED_ACTIONS = Path(os.environ.get("GITOPS_ML_SHARED", REPO.parent / "shared")
 # These run for real from ../shared/actions; a stand-in for them would prove nothing.
 REAL_ACTIONS = ("actions/checkout", "actions/setup-python")
 RECORDER = Path(__file__).with_name("standin_recorder.py")
+OCI_IMAGE = Path(__file__).with_name("oci_image.py")  # the recorder's build-push stand-in pushes with it
 USES = re.compile(r"^(?P<name>[\w.-]+/[\w.-]+)@(?P<ref>[0-9a-f]{40})$")
 JOB_RESULT = re.compile(r"^\[(?P<workflow>[^/\]]+)/(?P<job>[^\]]+)\]\s+🏁\s+Job (?P<result>succeeded|failed)", re.M)
 # Commands a job may call that reach GitHub or a Docker engine; tests give act recording stand-ins.
@@ -77,6 +78,7 @@ def write_standin(use: ActionUse, folder: Path) -> Path:
     """A composite action that declares ``use``'s inputs and hands them to the recorder script."""
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copy(RECORDER, folder / "record.py")
+    shutil.copy(OCI_IMAGE, folder / OCI_IMAGE.name)
     action = {
         "name": f"stand-in for {use.name}",
         "description": "Records its inputs for the test; replaces an action that needs GitHub.",
@@ -103,6 +105,7 @@ def write_standin_command(name: str, folder: Path) -> Path:
     path.write_text(f'#!/bin/sh\nexec python3 "{folder / "record.py"}" --command {name} "$@"\n')
     path.chmod(0o755)
     shutil.copy(RECORDER, folder / "record.py")
+    shutil.copy(OCI_IMAGE, folder / OCI_IMAGE.name)
     return path
 
 

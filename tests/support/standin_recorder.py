@@ -8,14 +8,22 @@ keeps its files under ``STANDIN_ARTIFACTS/<name>`` (and sets ``artifact-url``) a
 ``download-artifact`` restores them, as GitHub's artifact store would between jobs. A file a step
 names in its environment (``COMMENT_FILE``) is kept too. As a command (``--command NAME ARGS...``) it records
 the arguments and the file of any ``--body-file``.
+
+``docker/build-push-action`` with ``push: true`` and a tag on a registry of 127.0.0.1 (one the test
+runs) pushes a real one-layer image with the step's labels there (``oci_image.py``, beside this file)
+and sets the ``digest`` output from what the registry holds, so the digest a workflow pins is real.
 """
 
 import json
 import os
 import shutil
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+
+from oci_image import oci_layout  # beside this file, copied with it
 
 FILE_INPUTS = ("path", "body-path", "add-paths", "context")
 # Files a step hands to its script through the environment (github-script reads the comment so).
@@ -70,6 +78,11 @@ def as_action() -> int:
             "workspace": workspace,
         },
     )
+    if action == "docker/build-push-action" and inputs.get("push") in (True, "true"):
+        pushed = push_local(inputs)
+        if pushed:
+            set_output("digest", pushed)
+            print(f"stand-in build-push-action: pushed {inputs['tags']} as {pushed}")
     artifacts = Path(os.environ["STANDIN_ARTIFACTS"])
     if action == "actions/upload-artifact":
         store = artifacts / inputs["name"]
@@ -90,6 +103,33 @@ def as_action() -> int:
             store, Path(os.environ.get("GITHUB_WORKSPACE", ".")) / (inputs.get("path") or "."), dirs_exist_ok=True
         )
     return 0
+
+
+def push_local(inputs: dict) -> str | None:
+    """Push a one-layer image with the step's labels as its tag, when the tag is on a registry of
+    127.0.0.1; the registry's digest (skopeo's --digestfile), or None for a remote registry."""
+    tag = str(inputs.get("tags") or "").splitlines()[0].strip()
+    if not tag.startswith("127.0.0.1:"):
+        return None
+    labels = dict(line.split("=", 1) for line in str(inputs.get("labels") or "").splitlines() if "=" in line)
+    with tempfile.TemporaryDirectory() as scratch:
+        layout = oci_layout(Path(scratch) / "image", "built", labels)
+        digest_file = Path(scratch) / "digest"
+        subprocess.run(
+            [
+                "skopeo",
+                "copy",
+                "--quiet",
+                "--dest-tls-verify=false",
+                "--digestfile",
+                str(digest_file),
+                f"oci:{layout}:built",
+                f"docker://{tag}",
+            ],
+            check=True,
+            timeout=120,
+        )
+        return digest_file.read_text().strip()
 
 
 def artifact_url(name: str) -> str:
