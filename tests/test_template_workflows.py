@@ -235,7 +235,7 @@ def test_verify_workflow_passes_the_promotion_pull_request(verify_run):
 
 def test_deploy_workflow_deploys_the_merged_release(level2, train_run, deploy_run):
     run = deploy_run
-    assert run.outputs("changes") == {"environments": '["staging"]', "removed": "[]"}
+    assert run.outputs("changes") == {"environments": '["staging"]', "removed": "[]", "registry": "ghcr.io"}
     (deployed,) = run.jobs["deploy"]
     assert deployed.name == "deploy (staging)"
     state = json.loads((level2.workspace / ".gitops-ml" / "deploy" / "staging.json").read_text())
