@@ -27,7 +27,7 @@ from .test_replay import set_release, train_version
 SKEWED_MODULE = "canary_skewed_model"
 # Plain scikit-learn (the bento unpickles it without this module): churn weighted 50 to 1, so this version
 # answers "churn" far more often than the stable one, and is wrong far more often on live traffic.
-SKEWED = '''\
+SKEWED = """\
 from gitops_ml.example.model import build_model as example
 
 
@@ -35,7 +35,7 @@ def build_model():
     model = example()
     model.set_params(classifier__class_weight={0: 1, 1: 50})
     return model
-'''
+"""
 
 
 # -- settings -----------------------------------------------------------------------------------------
@@ -46,8 +46,9 @@ def build_model():
     ('canary_window = "soon"', "canary_window"),
     ("canary_min_rows = 0", "canary_min_rows"),
 ])  # fmt: skip
-def test_bad_canary_settings_are_refused_naming_the_field(trained_project: Path, tmp_path: Path, text: str,
-                                                          named: str) -> None:
+def test_bad_canary_settings_are_refused_naming_the_field(
+    trained_project: Path, tmp_path: Path, text: str, named: str
+) -> None:
     root = copy_project(trained_project, tmp_path / "project")
     set_release(root, text)
     with pytest.raises(ConfigError, match=named):

@@ -174,8 +174,10 @@ def _quality(spec: Spec, result: CanaryStatus, served: dict[int, pd.DataFrame]) 
         if len(joined):
             track.quality = _score(joined["prediction"], joined[spec.target], spec.task)
     if result.stable.quality is None or result.canary.quality is None:
-        result.notes.append("quality not compared: labels came back for "
-                            f"{result.stable.labelled_rows} stable and {result.canary.labelled_rows} canary rows")
+        result.notes.append(
+            "quality not compared: labels came back for "
+            f"{result.stable.labelled_rows} stable and {result.canary.labelled_rows} canary rows"
+        )
         return
     if spec.task == "regression":  # relative MAE increase
         result.quality_drop = (result.canary.quality - result.stable.quality) / max(result.stable.quality, 1e-9)
@@ -344,7 +346,8 @@ def _finished_files(spec: Spec, env: str, action: str, candidate: ReleaseManifes
         wanted[manifest_path(spec, env)] = dump_manifest(candidate)
         if kubernetes.enabled(spec) and candidate.image_digest:
             wanted[kubernetes.overlay_path(spec, env)] = kubernetes.dump_overlay(
-                kubernetes.overlay_document(spec, candidate))
+                kubernetes.overlay_document(spec, candidate)
+            )
     return wanted
 
 
