@@ -21,7 +21,7 @@ from gitops_ml.release import canary
 
 from .conftest import copy_project
 from .support.serving import predict_batches, serving
-from .test_release import cli, git, merge, push, repo, snapshot, two_versions  # noqa: F401
+from .test_release import cli, fill_in_card, git, merge, push, repo, snapshot, two_versions  # noqa: F401
 from .test_replay import set_release, train_version
 
 SKEWED_MODULE = "canary_skewed_model"
@@ -78,7 +78,8 @@ def canary_on_main(repo: Path) -> None:  # noqa: F811
 def test_canary_promotion_then_abort_and_complete_branches(repo: Path) -> None:  # noqa: F811
     canary_on_main(repo)
     stable = (repo / "environments/production/release.yaml").read_text()
-    code, out, promoted = cli(repo, "promote", "2", "--to", "production", "--branch", "--allow-unfilled", "--json")
+    fill_in_card(repo, 2)
+    code, out, promoted = cli(repo, "promote", "2", "--to", "production", "--branch", "--json")
     assert code == 0, out
     assert promoted["canary"] and promoted["manifest_path"].endswith("environments/production/canary.yaml")
     committed = git(repo, "show", "--name-only", "--format=", "HEAD").splitlines()
@@ -86,6 +87,11 @@ def test_canary_promotion_then_abort_and_complete_branches(repo: Path) -> None: 
     assert "environments/production/release.yaml" not in committed
     assert (repo / "environments/production/release.yaml").read_text() == stable  # v1 keeps serving
     push(repo, "promote/production/v2")
+    code, out, verified = cli(repo, "verify", "--base", "origin/main", "--json")  # the required check
+    assert code == 0, out
+    assert [(c["path"], c["version"], c["base_version"]) for c in verified["checks"]] == [
+        ("environments/production/canary.yaml", 2, 1)
+    ]
     merge(repo, "promote/production/v2")
     assert load_spec(repo) and canary.canary_at(load_spec(repo), "production", "origin/main").version == 2
 
@@ -101,6 +107,8 @@ def test_canary_promotion_then_abort_and_complete_branches(repo: Path) -> None: 
     assert changed == ["D\tenvironments/production/canary.yaml"]
     assert "v1 takes all of production's traffic again" in aborted["body"]
     push(repo, aborted["branch"])
+    code, out, verified = cli(repo, "verify", "--base", "origin/main", "--json")
+    assert code == 0 and [c["change"] for c in verified["checks"]] == ["removal"], out
 
     git(repo, "switch", "--quiet", "main")
     code, out, completed = cli(repo, "canary", "complete", "--branch", "--json")
@@ -108,6 +116,10 @@ def test_canary_promotion_then_abort_and_complete_branches(repo: Path) -> None: 
     changed = sorted(git(repo, "show", "--name-status", "--format=", "HEAD").splitlines())
     assert changed == ["D\tenvironments/production/canary.yaml", "M\tenvironments/production/release.yaml"]
     push(repo, completed["branch"])
+    code, out, verified = cli(repo, "verify", "--base", "origin/main", "--json")
+    assert code == 0, out
+    assert sorted((c["path"], c["change"]) for c in verified["checks"]) == [
+        ("environments/production/canary.yaml", "removal"), ("environments/production/release.yaml", "promotion")]
     merge(repo, completed["branch"])
     spec = load_spec(repo)
     assert release.read_manifest(spec, "production").version == 2
@@ -196,7 +208,7 @@ def test_both_versions_served_tagged_compared_and_a_worse_canary_flips_to_abort(
     assert good["recommendation"] == "complete", good["reasons"]
     written = json.loads((root / ".gitops-ml/canary-status.json").read_text())
     assert written["recommendation"] == "complete"
-    print("good canary:", json.dumps({k: good[k] for k in ("shift", "quality_drop", "recommendation")}))
+    print((root / ".gitops-ml/canary-status.md").read_text())  # the docs quote it
 
     # the same rollout with a canary that answers worse: v2 aborted, v3 promoted as the canary
     canary.finish(spec, "abort")
@@ -211,6 +223,6 @@ def test_both_versions_served_tagged_compared_and_a_worse_canary_flips_to_abort(
     assert bad["stable"]["rows"] == 1800  # both rounds of the stable version's traffic
     assert bad["recommendation"] == "abort", bad
     assert any("prediction shift" in r for r in bad["reasons"]) and bad["quality_drop"] > 0.02
-    print("worse canary:", json.dumps({k: bad[k] for k in ("shift", "quality_drop", "recommendation")}))
+    print((root / ".gitops-ml/canary-status.md").read_text())
     body = canary.finish(spec, "abort").body
     assert "recommendation **abort**" in body and "| rows | 1800 | 100 |" in body

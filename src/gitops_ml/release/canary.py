@@ -17,6 +17,7 @@ canary.yaml the release, ``abort`` removes it (the revert of the canary promotio
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -96,6 +97,9 @@ class CanaryStatus:
     answer relative to the stable version's mean."""
     quality_metric: str = ""
     quality_drop: float | None = None  # how much worse the canary is (positive: worse)
+    quality_noise: float = 0.0
+    """Classification: two standard errors of the accuracy difference; a drop is counted beyond it only, since
+    a canary's few labelled rows alone move accuracy by several points (100 rows at 80 %: +-8 points)."""
     recommendation: str = "wait"
     reasons: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -183,6 +187,8 @@ def _quality(spec: Spec, result: CanaryStatus, served: dict[int, pd.DataFrame]) 
         result.quality_drop = (result.canary.quality - result.stable.quality) / max(result.stable.quality, 1e-9)
     else:
         result.quality_drop = result.stable.quality - result.canary.quality
+        result.quality_noise = 2 * math.sqrt(sum(t.quality * (1 - t.quality) / t.labelled_rows
+                                                 for t in (result.stable, result.canary)))  # fmt: skip
 
 
 def _labels(spec: Spec, result: CanaryStatus) -> pd.DataFrame | None:
@@ -222,15 +228,17 @@ def recommend(spec: Spec, result: CanaryStatus) -> None:
     if result.shift is not None and result.shift > settings.canary_max_shift:
         result.reasons.append(f"prediction shift {result.shift:.4f} is above canary_max_shift = "
                               f"{settings.canary_max_shift}")  # fmt: skip
-    if result.quality_drop is not None and result.quality_drop > settings.canary_max_quality_drop:
+    limit = settings.canary_max_quality_drop + result.quality_noise
+    if result.quality_drop is not None and result.quality_drop > limit:
         result.reasons.append(f"{result.quality_metric} is worse by {result.quality_drop:.4f} on labelled rows, "
-                              f"above canary_max_quality_drop = {settings.canary_max_quality_drop}")  # fmt: skip
+                              f"above canary_max_quality_drop = {settings.canary_max_quality_drop} plus "
+                              f"{result.quality_noise:.4f} of sampling noise")  # fmt: skip
     result.recommendation = "abort" if result.reasons else "complete"
     if not result.reasons:
         result.reasons.append(f"shift {result.shift:.4f} within {settings.canary_max_shift}"
                               + ("" if result.quality_drop is None else
                                  f"; {result.quality_metric} drop {result.quality_drop:.4f} within "
-                                 f"{settings.canary_max_quality_drop}"))  # fmt: skip
+                                 f"{settings.canary_max_quality_drop} + noise {result.quality_noise:.4f}"))  # fmt: skip
 
 
 def summary(result: CanaryStatus) -> str:
@@ -254,7 +262,8 @@ def summary(result: CanaryStatus) -> str:
              f"| answers | {share(result.stable)} | {share(result.canary)} |",
              f"| labelled rows | {result.stable.labelled_rows} | {result.canary.labelled_rows} |",
              f"| {result.quality_metric} | {number(result.stable.quality)} | {number(result.canary.quality)} |", "",
-             f"Prediction shift: {number(result.shift)}; quality drop: {number(result.quality_drop)}.", ""]  # fmt: skip
+             f"Prediction shift: {number(result.shift)}; quality drop: {number(result.quality_drop)} "
+             f"(sampling noise {result.quality_noise:.4f}).", ""]  # fmt: skip
     lines += [f"- {reason}" for reason in result.reasons]
     lines += [f"- note: {note}" for note in result.notes]
     return "\n".join(lines) + "\n"
