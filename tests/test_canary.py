@@ -119,7 +119,9 @@ def test_canary_promotion_then_abort_and_complete_branches(repo: Path) -> None: 
     code, out, verified = cli(repo, "verify", "--base", "origin/main", "--json")
     assert code == 0, out
     assert sorted((c["path"], c["change"]) for c in verified["checks"]) == [
-        ("environments/production/canary.yaml", "removal"), ("environments/production/release.yaml", "promotion")]
+        ("environments/production/canary.yaml", "removal"),
+        ("environments/production/release.yaml", "promotion"),
+    ]
     merge(repo, completed["branch"])
     spec = load_spec(repo)
     assert release.read_manifest(spec, "production").version == 2

@@ -150,6 +150,8 @@ def test_bake_has_the_files_of_its_level_and_nothing_else(bakes, config):
     expected.add(DATA_FILE[task])
     if level == "2":
         expected |= KUBERNETES_BASE | CONTROLLER_FILES[config["gitops_controller"]]
+    if level == "2" and config["release_strategy"] == "canary":
+        expected.add(".github/workflows/canary.yml")
     assert files_of(project) == expected
 
 
