@@ -279,8 +279,7 @@ def _promote_locked(
         card_unfilled=unfilled,
         warnings=_unverifiable(spec, env, unfilled),
         image_digest=manifest.image_digest,
-        overlay_path=None if as_canary else overlay
-        if (overlay := _overlay(spec, env)) is not None and overlay.is_file() else None,
+        overlay_path=_written_overlay(spec, env) if not as_canary else None,  # a canary leaves the overlay as it was
         replay=replayed,
         canary=as_canary,
     )
@@ -315,6 +314,11 @@ def _running(spec: Spec, client, current: ReleaseManifest | None) -> tracking.Ve
         return registered(spec, client, current.version)
     except CheckFailed:
         return None
+
+
+def _written_overlay(spec: Spec, env: str) -> Path | None:
+    overlay = _overlay(spec, env)
+    return overlay if overlay is not None and overlay.is_file() else None
 
 
 def _overlay(spec: Spec, env: str) -> Path | None:
