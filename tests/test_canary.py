@@ -228,3 +228,25 @@ def test_both_versions_served_tagged_compared_and_a_worse_canary_flips_to_abort(
     print((root / ".gitops-ml/canary-status.md").read_text())
     body = canary.finish(spec, "abort").body
     assert "recommendation **abort**" in body and "| rows | 1800 | 100 |" in body
+
+
+# -- the recommendation's rules ------------------------------------------------------------------------------
+def judged(trained_project: Path, stable_rows: int, canary_rows: int, shift: float, drop: float | None):
+    from gitops_ml.release.canary import CanaryStatus, Track, recommend
+
+    result = CanaryStatus(env="production", window="1d", weight=0.1, stable=Track(1, rows=stable_rows),
+                          canary=Track(2, rows=canary_rows), shift=shift, quality_drop=drop,
+                          quality_metric="accuracy", quality_noise=0.05)  # fmt: skip
+    recommend(load_spec(trained_project), result)
+    return result.recommendation, result.reasons
+
+
+def test_the_recommendation_waits_for_rows_then_judges_shift_and_quality_beyond_noise(trained_project: Path) -> None:
+    # defaults: canary_min_rows 100, canary_max_shift 0.1, canary_max_quality_drop 0.02
+    said, why = judged(trained_project, 900, 99, shift=0.5, drop=0.5)
+    assert said == "wait" and why == ["v2 (canary) has 99 logged rows in the last 1d, fewer than canary_min_rows = 100"]
+    assert judged(trained_project, 900, 100, shift=0.1, drop=0.07)[0] == "complete"  # 0.07 = 0.02 + noise 0.05
+    said, why = judged(trained_project, 900, 100, shift=0.1001, drop=None)
+    assert said == "abort" and why == ["prediction shift 0.1001 is above canary_max_shift = 0.1"]
+    said, why = judged(trained_project, 900, 100, shift=0.0, drop=0.0701)
+    assert said == "abort" and "accuracy is worse by 0.0701" in why[0]
