@@ -150,6 +150,8 @@ def test_bake_has_the_files_of_its_level_and_nothing_else(bakes, config):
     expected.add(DATA_FILE[task])
     if level == "2":
         expected |= KUBERNETES_BASE | CONTROLLER_FILES[config["gitops_controller"]]
+    if level == "2" and config["release_strategy"] == "canary":
+        expected.add(".github/workflows/canary.yml")
     assert files_of(project) == expected
 
 
@@ -662,3 +664,22 @@ def test_classification_bake_keeps_the_bundled_examples_contract_and_model(bakes
     baked_model = _load(package / "model.py", "baked_model").build_model()
     assert clone(baked_model).get_params(deep=False).keys() == build_model().get_params(deep=False).keys()
     assert repr(baked_model) == repr(build_model())
+
+
+def test_release_strategy_reaches_the_settings_and_the_canary_workflow(bakes):
+    """Both answers are baked at level 2 (CYCLED): the bake's settings say it, and only a level-2 canary bake
+    has the Canary workflow (a status on a schedule, complete/abort by hand)."""
+    import tomllib
+
+    seen = set()
+    for config, project in bakes:
+        release = tomllib.loads((project / "pyproject.toml").read_text())["tool"]["gitops-ml"]["release"]
+        assert (release["strategy"], release["canary_weight"]) == (config["release_strategy"], 0.1)
+        workflow = project / ".github/workflows/canary.yml"
+        assert workflow.is_file() == (config["mlops_level"] == "2" and config["release_strategy"] == "canary")
+        if workflow.is_file():
+            triggers = yaml.safe_load(workflow.read_text())[True]  # PyYAML reads the key `on` as True
+            assert "schedule" in triggers, project
+            assert triggers["workflow_dispatch"]["inputs"]["action"]["options"] == ["status", "complete", "abort"]
+        seen.add((config["mlops_level"], config["release_strategy"]))
+    assert {("2", "direct"), ("2", "canary")} <= seen

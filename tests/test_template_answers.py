@@ -152,6 +152,13 @@ CASES = [
         "answer engine_source='pypi' refused",
     ),
     (
+        "release-strategy-blue-green",
+        {"release_strategy": "blue-green"},
+        COOKIECUTTER,
+        "blue-green provided for choice variable release_strategy",
+        "answer release_strategy='blue-green' refused",
+    ),
+    (
         "object-store-ftp",
         {"object_store": "ftp"},
         COOKIECUTTER,

@@ -164,8 +164,22 @@ class Release(_Section):
     replay_no_worse: bool = False
     """Gate for the last environment: on replayed rows whose labels came back, the candidate's primary metric
     must be no worse than production's."""
+    strategy: Literal["direct", "canary"] = "direct"
+    """How a release reaches the last environment: ``direct`` replaces release.yaml; ``canary`` writes
+    canary.yaml beside it, served to ``canary_weight`` of the traffic until ``canary complete``/``abort``."""
+    canary_weight: float = Field(default=0.1, gt=0, lt=1)
+    """The share of the last environment's traffic the canary gets (0.1 = 10 %); the rollout splits it."""
+    canary_window: str = "1d"
+    """How much logged traffic ``canary status`` compares."""
+    canary_min_rows: int = Field(default=100, ge=1)
+    """Fewer logged rows of either version: ``canary status`` recommends ``wait``."""
+    canary_max_shift: float = Field(default=0.1, ge=0)
+    """Classification: the largest total variation distance of the two versions' answer shares; regression:
+    the largest change of the mean answer, relative to the stable version's mean. Above it: ``abort``."""
+    canary_max_quality_drop: float = Field(default=0.02, ge=0)
+    """On rows whose labels came back: how much worse (accuracy, or relative MAE) the canary may be."""
 
-    @field_validator("replay_window")
+    @field_validator("replay_window", "canary_window")
     @classmethod
     def _replay_duration(cls, value: str) -> str:
         # Checked when the spec is read, not when the production promotion first replays.

@@ -25,6 +25,10 @@ ENGINE_DIR = Path("engine")
 # one place `gitops-ml new` and the tests read it from too.
 ADDED_AT_LEVEL = {int(level): paths for level, paths in {{ cookiecutter._workflows_by_level | tojson }}.items()}
 
+# Not a level's workflow: the Canary workflow comes with level 2 only when production is released by canary.
+CANARY_WORKFLOW = Path(".github/workflows/canary.yml")
+STRATEGY = {{ cookiecutter.release_strategy | tojson }}
+
 CLASSIFICATION_DATA = Path("data/churn.csv")
 REGRESSION_DATA = Path("data/charges.csv")
 # Total charges are monthly charges times tenure (they would leak the target); churn happens after
@@ -98,6 +102,8 @@ def main() -> int:
         vendor_engine(wheel, ENGINE_DIR)
     remove_above_level(LEVEL)
     keep_deploy(LEVEL, CONTROLLER)
+    if LEVEL < KUBERNETES_LEVEL or STRATEGY != "canary":
+        CANARY_WORKFLOW.unlink()
     if TASK == "regression":
         derive_regression_sample(CLASSIFICATION_DATA, REGRESSION_DATA)
     return 0

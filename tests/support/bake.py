@@ -20,7 +20,7 @@ TEMPLATE = REPO / "template"
 PRODUCT = ("mlops_level", "task")
 # Choice questions that change one value each: cycled through the combinations, so every option is
 # baked at least once without multiplying the bakes.
-CYCLED = ("python_version", "license", "gitops_controller")
+CYCLED = ("python_version", "license", "gitops_controller", "release_strategy")
 
 
 def template_facts() -> dict:

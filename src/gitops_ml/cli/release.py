@@ -274,3 +274,68 @@ def _v(version: int | None) -> str:
 
 def _since(status: release.EnvironmentStatus) -> str:
     return f"{status.since_commit[:10]} ({status.since})" if status.since_commit else ""
+
+
+@main.group("canary")
+def canary_group() -> None:
+    """A canary in the last environment (strategy = "canary"): compare it with the stable version on live
+    traffic, then complete or abort it by a second pull request."""
+
+
+@canary_group.command("status")
+@click.option("--env", "env", default=None, metavar="ENV", help="Environment (default: the last one).")
+@click.option("--window", default=None, metavar="DURATION",
+              help="How much logged traffic: 30m, 12h, 1d (default: [tool.gitops-ml.release] canary_window).")
+@json_option
+@click.pass_context
+def canary_status_command(ctx: click.Context, env: str | None, window: str | None):
+    """Split ENV's inference log by version (stable vs canary) and compare: rows, answers and their shift,
+    quality on rows whose labels came back. Writes .gitops-ml/canary-status.json and .md with the
+    recommendation (complete, abort or wait); exit 0 whatever it recommends."""
+    from ..release import canary
+
+    spec = spec_of(ctx)
+    result = canary.status(spec, env, window)
+    path, _ = canary.write_status(spec, result)
+
+    def render() -> None:
+        console.out.print(canary.summary(result).rstrip(), markup=False)
+        console.out.print(f"written to {spec.display(str(path))}")
+
+    emit(result.as_dict(), render)
+    return result
+
+
+def _finish_command(action: str):
+    @click.option("--env", "env", default=None, metavar="ENV", help="Environment (default: the last one).")
+    @click.option("--branch", is_flag=True, help=f"Commit on a new branch canary/ENV/vN-{action}.")
+    @click.option("--base", default="main", show_default=True, metavar="BRANCH",
+                  help="With --branch: the branch it starts from (else origin/BRANCH).")
+    @json_option
+    @click.pass_context
+    def command(ctx: click.Context, env: str | None, branch: bool, base: str):
+        from ..release import canary
+
+        spec = spec_of(ctx)
+        result = canary.finish(spec, action, env, branch=branch, base=base)
+
+        def render() -> None:
+            console.out.print(f"{result.title}: {', '.join(result.changed)}")
+            console.out.print(f"pull request body: {spec.display(str(result.body_file))}")
+            if result.branch:
+                console.out.print(f"committed on branch {result.branch} ({result.commit[:12]}); "
+                                  f"push it and open a pull request: git push -u origin {result.branch}")
+
+        emit(result.as_dict(), render)
+        return result
+
+    command.__doc__ = (
+        "Write the pull request that completes the canary: canary.yaml becomes release.yaml (and the overlay)."
+        if action == "complete" else
+        "Write the pull request that aborts the canary: canary.yaml removed, the stable version keeps all traffic."
+    )  # fmt: skip
+    return canary_group.command(action)(command)
+
+
+_finish_command("complete")
+_finish_command("abort")

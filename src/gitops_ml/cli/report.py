@@ -343,6 +343,25 @@ def replaying(result, spec: Spec | None, echo: Callable[[str], None]) -> None:
     github.write_summary(replay_section(result))
 
 
+def canary_step(result, spec: Spec | None, echo: Callable[[str], None]) -> None:
+    """``canary status``: its recommendation as an output (the summary is written by the status itself);
+    ``canary complete|abort``: the pull request's title, body file and branch, as promote's."""
+    if hasattr(result, "recommendation"):
+        _outputs({"recommendation": result.recommendation, "environment": result.env})
+        return
+    from ..release.canary import finish_branch
+
+    _outputs(
+        {
+            "title": result.title,
+            "body_file": result.body_file,
+            "branch": result.branch or finish_branch(result.env, result.canary_version, result.action),
+            "action": result.action,
+            "environment": result.env,
+        }
+    )
+
+
 REPORTERS: dict[str, Callable[[object, Spec | None, Callable[[str], None]], None]] = {
     "validate": validation,
     "train": training,
@@ -360,4 +379,5 @@ REPORTERS: dict[str, Callable[[object, Spec | None, Callable[[str], None]], None
     "feedback": feedback_joined,
     "retrain": retraining,
     "replay": replaying,
+    "canary": canary_step,
 }

@@ -12,7 +12,7 @@ from pathlib import Path
 from .. import cards, gitutil, layout, tracking
 from ..config import Spec
 from ..errors import CheckFailed, ConfigError, GitopsMLError
-from . import kubernetes
+from . import canary, kubernetes
 from .environments import check_environment, manifest_at, manifest_path, previous_environment, relative_manifest
 from .lock import promotion_lock
 from .manifest import (
@@ -49,6 +49,8 @@ class Promotion:
     warnings: list[str] = field(default_factory=list)
     replay: Replay | None = None
     """The last environment's traffic sent through the version before it goes there; None elsewhere."""
+    canary: bool = False
+    """Written as environments/<env>/canary.yaml beside the stable release (strategy = "canary")."""
 
     def as_dict(self) -> dict:
         return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
@@ -241,6 +243,11 @@ def _promote_locked(
         reasons.append(f"branch {branch_name} already exists: delete it or promote from it")
     replayed, replay_reasons = production_replay(spec, model.version, env, current)
     reasons += replay_reasons
+    # A canary needs a stable release to run beside; the first release of the environment goes directly.
+    as_canary = canary.uses_canary(spec, env) and current is not None
+    if as_canary and (running := canary.canary_at(spec, env, start)) is not None:
+        reasons.append(f"a canary of v{running.version} already runs in {env} ({canary.relative_canary(spec, env)}): "
+                       "complete or abort it first (gitops-ml canary complete|abort)")  # fmt: skip
     if reasons:
         raise CheckFailed(f"cannot promote v{model.version} to {env}: " + "; ".join(reasons))
 
@@ -252,8 +259,8 @@ def _promote_locked(
     body = promotion_body(spec, manifest, current, unfilled, extra_body, branch_name, groups,
                           replay_section(replayed) if replayed is not None else "")
     out = Path(output_dir) if output_dir else layout.promotion_dir(spec.root)
-    path = manifest_path(spec, env)
-    commit = _write_release(spec, env, card, manifest, title, branch_name if branch else None, start)
+    path = canary.canary_path(spec, env) if as_canary else manifest_path(spec, env)
+    commit = _write_release(spec, env, card, manifest, title, branch_name if branch else None, start, as_canary)
     out.mkdir(parents=True, exist_ok=True)
     title_file, body_file = out / f"{env}-v{model.version}.title.txt", out / f"{env}-v{model.version}.body.md"
     title_file.write_text(title + "\n", encoding="utf-8")
@@ -272,8 +279,9 @@ def _promote_locked(
         card_unfilled=unfilled,
         warnings=_unverifiable(spec, env, unfilled),
         image_digest=manifest.image_digest,
-        overlay_path=overlay if (overlay := _overlay(spec, env)) is not None and overlay.is_file() else None,
+        overlay_path=_written_overlay(spec, env) if not as_canary else None,  # a canary leaves the overlay as it was
         replay=replayed,
+        canary=as_canary,
     )
 
 
@@ -308,6 +316,11 @@ def _running(spec: Spec, client, current: ReleaseManifest | None) -> tracking.Ve
         return None
 
 
+def _written_overlay(spec: Spec, env: str) -> Path | None:
+    overlay = _overlay(spec, env)
+    return overlay if overlay is not None and overlay.is_file() else None
+
+
 def _overlay(spec: Spec, env: str) -> Path | None:
     return kubernetes.overlay_path(spec, env) if kubernetes.enabled(spec) else None
 
@@ -330,11 +343,12 @@ def _write_release(
     title: str,
     branch: str | None,
     start: str | None,
+    as_canary: bool = False,
 ) -> str | None:
     """Write the manifest (and with ``branch``, commit it on a new branch cut from ``start``); on any
-    failure undo it all."""
-    path = manifest_path(spec, env)
-    overlay = _overlay(spec, env)
+    failure undo it all. A canary goes to canary.yaml, leaving the stable release and its overlay as they are."""
+    path = canary.canary_path(spec, env) if as_canary else manifest_path(spec, env)
+    overlay = None if as_canary else _overlay(spec, env)
     previous = gitutil.switch_to_new_branch(spec.root, branch, start or "HEAD") if branch else None
     # As the new branch has them: the release and, for a Kubernetes project, its overlay.
     originals = {p: p.read_text(encoding="utf-8") if p.is_file() else None for p in (path, overlay) if p}
@@ -346,6 +360,8 @@ def _write_release(
             kubernetes.dump_overlay(kubernetes.overlay_document(spec, manifest)) if manifest.image_digest else None
         )
     files = release_files(spec, env, card, [p for p in wanted if wanted[p] is not None or originals[p] is not None])
+    if as_canary:  # the canary's manifest (among ``written``) in place of release.yaml
+        files = [f for f in files if f != relative_manifest(spec, env)]
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         _write_all(wanted)

@@ -12,6 +12,7 @@ from .. import cards, gitutil, layout, tracking
 from ..config import Spec
 from ..errors import ConfigError
 from . import kubernetes, oci
+from .canary import CANARY
 from .environments import environment_mismatch, previous_environment, read_manifest, relative_manifest
 from .manifest import ReleaseManifest, parse_manifest
 from .registry import registry_disagreements
@@ -76,6 +77,8 @@ def verify(spec: Spec, base: str = "origin/main") -> Verification:
     folder = spec.environments_dir.relative_to(spec.root).as_posix()
     changed = gitutil.changed_paths(spec.root, base, folder)
     paths = [p for p in changed if p.endswith("/" + layout.MANIFEST)]
+    # A canary (strategy = "canary") is a release of the candidate beside the stable one: checked as one.
+    paths += [p for p in changed if p.endswith("/" + CANARY)]
     # An overlay edited without its release (by hand): checked against the release beside it.
     overlays = [p for p in changed if p.endswith("/" + kubernetes.OVERLAY) and kubernetes.enabled(spec)
                 and str(Path(p).parent / layout.MANIFEST) not in paths]  # fmt: skip
@@ -98,7 +101,7 @@ def verify(spec: Spec, base: str = "origin/main") -> Verification:
             if registry_down is not None:
                 check.reasons.append(f"registry cannot confirm the release: {registry_down}")
             check.reasons += oci.image_reasons(manifest)  # the pinned image: pushed, and built for this release
-        if kubernetes.enabled(spec) and check.change != "invalid":
+        if kubernetes.enabled(spec) and check.change != "invalid" and not path.endswith("/" + CANARY):
             check.reasons += _overlay_reasons(spec, check.env, manifest)
             if manifest is not None and (notice := kubernetes.digest_notice(spec, check.env, manifest)):
                 check.notices.append(notice)
@@ -134,6 +137,13 @@ def check_manifest_file(spec: Spec, base: str, path: str) -> tuple[ManifestCheck
     """Checks that need only git and the files; the manifest when it parsed."""
     env = Path(path).parent.name
     base_manifest, base_problem = _parse_or_reason(gitutil.show(spec.root, base, path), f"{base}:{path}")
+    is_canary = path.endswith("/" + CANARY)
+    running_canary = None
+    if is_canary:  # a canary follows the stable release base runs, as a promotion follows what it replaces
+        running_canary = base_manifest
+        stable_path = str(Path(path).parent / layout.MANIFEST)
+        base_manifest, base_problem = _parse_or_reason(gitutil.show(spec.root, base, stable_path),
+                                                       f"{base}:{stable_path}")  # fmt: skip
     check = ManifestCheck(
         env=env,
         path=path,
@@ -150,6 +160,9 @@ def check_manifest_file(spec: Spec, base: str, path: str) -> tuple[ManifestCheck
         )
         return check, None
     file = spec.root / path
+    if is_canary and not file.is_file():
+        check.change = "removal"  # an abort, or the completion that moved it to release.yaml
+        return check, None
     if not file.is_file():
         check.change = "removal"
         if base_manifest is not None and base_manifest.replaces is not None:
@@ -168,6 +181,9 @@ def check_manifest_file(spec: Spec, base: str, path: str) -> tuple[ManifestCheck
     rollback = base_manifest is not None and base_manifest.replaced_version == manifest.version
     check.change = "rollback" if rollback else "promotion"
     check.reasons += _sequence_reasons(spec, base, env, manifest, base_manifest, rollback)
+    if is_canary and running_canary is not None and running_canary.version != manifest.version:
+        check.reasons.append(f"a canary of v{running_canary.version} already runs in {env} on {base}: complete or "
+                             "abort it first")  # fmt: skip
     return check, manifest
 
 
