@@ -222,7 +222,9 @@ def test_the_controller_manifests_validate_and_point_at_the_environments(level2,
 def test_the_readme_says_how_the_rollout_works(level2) -> None:
     controller, project, _ = level2
     readme = " ".join((project / "README.md").read_text().split())
-    assert "kustomization.yaml" in readme and "--image-digest" in readme and "deploy/kubernetes/base/" in readme
+    assert "kustomization.yaml" in readme and "IMAGE_DIGEST=sha256:" in readme and "deploy/kubernetes/base/" in readme
+    assert "Promoting to production builds nothing: it copies staging's digest" in readme
+    assert "the Deploy workflow builds nothing either" in readme
     assert "the controller syncs the previous digest" in readme
 
 

@@ -390,17 +390,9 @@ def _recorded_status(spec: Spec, env: str, stable: int, candidate: int) -> str |
 
 def _write(spec: Spec, wanted: dict[Path, str | None], title: str, branch: str | None, start: str | None) -> str | None:
     """Write (and with ``branch`` commit on a new branch) every file; on any failure put them all back."""
-    from .promote import _restore, _write_all
+    from .promote import write_or_restore
 
     previous = gitutil.switch_to_new_branch(spec.root, branch, start) if branch else None
     originals = {p: p.read_text(encoding="utf-8") if p.is_file() else None for p in wanted}
     paths = [p.relative_to(spec.root).as_posix() for p in wanted if wanted[p] is not None or originals[p] is not None]
-    try:
-        _write_all(wanted)
-        return gitutil.commit_paths(spec.root, paths, title) if branch else None
-    except BaseException:
-        for file, text in originals.items():
-            _restore(file, text)
-        if previous is not None:
-            gitutil.abandon_branch(spec.root, branch, previous, paths)
-        raise
+    return write_or_restore(spec, wanted, originals, paths, title, branch, previous)

@@ -362,12 +362,18 @@ def _write_release(
     files = release_files(spec, env, card, [p for p in wanted if wanted[p] is not None or originals[p] is not None])
     if as_canary:  # the canary's manifest (among ``written``) in place of release.yaml
         files = [f for f in files if f != relative_manifest(spec, env)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_or_restore(spec, wanted, originals, files, title, branch, previous)
+
+
+def write_or_restore(spec: Spec, wanted: dict[Path, str | None], originals: dict[Path, str | None],
+                     files: list[str], title: str, branch: str | None, previous: str | None) -> str | None:
+    """Write every file of ``wanted`` (and with ``branch``, commit ``files`` on it). On any failure leave
+    nothing half-done: every file as ``originals`` had it, nothing staged, the branch gone."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         _write_all(wanted)
         return gitutil.commit_paths(spec.root, files, title) if branch else None
     except BaseException:
-        # Leave nothing half-done: both files as they were, nothing staged, the branch gone.
         for file, text in originals.items():
             _restore(file, text)
         if previous is not None:
