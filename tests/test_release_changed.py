@@ -70,7 +70,9 @@ def test_command_reads_the_last_commit(project: Path) -> None:
     outputs = project / "github-output"
     assert run(REQUESTED="staging", GITHUB_OUTPUT=str(outputs)) == (0, 'environments=["staging"]')
     # staging has no manifest: a manual deploy of it only removes the alias
-    assert read_commands_file(outputs) == {"environments": '["staging"]', "removed": '["staging"]'}
+    written = read_commands_file(outputs)
+    # and where the images are, for the registry login (the example's image repository is on ghcr.io)
+    assert written == {"environments": '["staging"]', "removed": '["staging"]', "registry": "ghcr.io"}
 
 
 # -- what deploy.yml acts on: the whole push, github.event.before to after --------------------------------
@@ -109,7 +111,9 @@ def _changed(origin: Path, tmp_path: Path, before: str, after: str) -> tuple[int
     outputs.write_text("")
     done = CliRunner().invoke(main, ["--project", str(runner), "changed-environments"],
                               env={"BEFORE": before, "AFTER": after, "GITHUB_OUTPUT": str(outputs)})  # fmt: skip
-    return done.exit_code, read_commands_file(outputs) if done.exit_code == 0 else {}, done.output
+    written = read_commands_file(outputs) if done.exit_code == 0 else {}
+    assert done.exit_code != 0 or written.pop("registry"), "no registry output for the login"
+    return done.exit_code, written, done.output
 
 
 def test_the_first_push_of_the_branch_counts_every_manifest(pushed, tmp_path: Path) -> None:

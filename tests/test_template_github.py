@@ -37,8 +37,7 @@ def test_verify_runs_on_every_pull_request_since_it_is_a_required_check(bakes) -
     assert trigger == {"pull_request": None}, "a path filter leaves a required check pending forever"
 
 
-@pytest.mark.parametrize(("level", "name", "job"), [("1", "promote.yml", "promote"), ("2", "promote.yml", "promote"),
-                                                     ("1", "drift.yml", "retrain"), ("2", "drift.yml", "retrain")])
+@pytest.mark.parametrize(("level", "name", "job"), [("1", "promote.yml", "promote"), ("2", "promote.yml", "promote")])
 def test_pull_requests_are_opened_with_a_minted_app_token_or_say_their_checks_wait(bakes, level, name, job) -> None:
     document = workflow(bakes[level], name)
     listed = steps(document, job)
@@ -121,6 +120,28 @@ def test_the_readme_names_the_image_tag_the_manifest_pins(bakes) -> None:
     assert ":v<N>-<bento digest>" in readme and ":v<N>`" not in readme
 
 
+@pytest.mark.parametrize("level", ["1", "2"])
+def test_a_retrained_version_is_proposed_through_the_promote_workflow(bakes, level: str) -> None:
+    """Drift's retraining opens its pull request the way every promotion does (and at level 2 builds
+    and pushes the version's image first): retrain only trains and gates, then the Promote workflow runs."""
+    jobs = workflow(bakes[level], "drift.yml")["jobs"]
+    retrain, propose = jobs["retrain"], jobs["propose"]
+    (trained,) = [s for s in retrain["steps"] if s.get("id") == "retrain"]
+    assert trained["env"] == {"RETRAIN_PROMOTE": "false"} and trained["run"] == "make retrain"
+    assert set(retrain["permissions"]) == {"contents", "issues"}  # no pushing, no pull request here
+    assert propose["uses"] == "./.github/workflows/promote.yml"
+    assert propose["if"] == "${{ needs.retrain.outputs.outcome == 'trained' }}"
+    assert propose["with"] == {"version": "${{ fromJSON(needs.retrain.outputs.version) }}",
+                               "environment": "${{ needs.retrain.outputs.environment }}",
+                               "title": "${{ needs.retrain.outputs.title }}",
+                               "body": "${{ needs.retrain.outputs.body }}", "label": "retraining"}  # fmt: skip
+    assert ("packages" in propose["permissions"]) == (level == "2")
+    promote = workflow(bakes[level], "promote.yml")
+    steps_of_promote = promote["jobs"]["promote"]["steps"]
+    built = [s for s in steps_of_promote if s.get("uses", "").startswith("docker/build-push-action@")]
+    assert len(built) == (1 if level == "2" else 0)
+
+
 # -- deploy.yml (issue 14 item 3): what a queue of merges, a long push and a revert do -----------------
 def test_deploy_queues_per_environment_and_never_cancels_a_waiting_deployment(bakes) -> None:
     document = workflow(bakes["2"], "deploy.yml")
@@ -142,7 +163,8 @@ def test_deploy_counts_every_commit_of_the_push(bakes) -> None:
     assert changed["env"]["AFTER"] == "${{ github.sha }}"
     assert changed["run"].startswith("make changed-environments")
     assert changes["outputs"] == {"environments": "${{ steps.changed.outputs.environments }}",
-                                  "removed": "${{ steps.changed.outputs.removed }}"}  # fmt: skip
+                                  "removed": "${{ steps.changed.outputs.removed }}",
+                                  "registry": "${{ steps.changed.outputs.registry }}"}  # fmt: skip
 
 
 def test_a_removed_release_only_removes_the_alias(bakes) -> None:
