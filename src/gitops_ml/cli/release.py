@@ -9,6 +9,7 @@ import click
 
 from .. import gitutil, release
 from ..errors import CheckFailed
+from ..release.registry import image_registry
 from .output import console, emit, table
 from .root import json_option, main, parse_version, spec_of
 
@@ -199,7 +200,7 @@ def changed_environments_command(ctx: click.Context, requested: str, before: str
         paths = gitutil.paths_changed_by_last_commit(spec.root, folder)
     environments = release.changed_environments(spec, requested, paths)
     removed = [env for env in environments if not release.manifest_path(spec, env).is_file()]
-    registry = release.oci.registry_host(spec.release.image_repository or spec.model_name)
+    registry = image_registry(spec)
     click.echo("environments=" + json.dumps(environments))
     click.echo("removed=" + json.dumps(removed))
     click.echo("registry=" + registry)
@@ -212,7 +213,7 @@ def image_registry_command(ctx: click.Context) -> dict:
     """Print registry=<host>: where the project's images are (release.image_repository), for a job's
     registry login (in a job, also its output)."""
     spec = spec_of(ctx)
-    registry = release.oci.registry_host(spec.release.image_repository or spec.model_name)
+    registry = image_registry(spec)
     click.echo("registry=" + registry)
     return {"registry": registry}
 

@@ -28,9 +28,9 @@ from .. import gitutil, layout
 from ..config import Spec
 from ..errors import CheckFailed, ConfigError
 from . import kubernetes
-from .environments import check_environment, environment_mismatch, manifest_at, manifest_path, relative_manifest
-from .manifest import ReleaseManifest, dump_manifest, parse_manifest
-from .replay import REQUEST_ID, Distribution, answers, distribution, shift
+from .environments import check_environment, manifest_at, manifest_file_at, manifest_path, relative_manifest
+from .manifest import ReleaseManifest, dump_manifest
+from .replay import REQUEST_ID, Distribution, answers, distribution, returned_labels, shift
 
 CANARY = "canary.yaml"
 ACTIONS = ("complete", "abort")
@@ -56,19 +56,7 @@ def relative_canary(spec: Spec, env: str) -> str:
 
 def canary_at(spec: Spec, env: str, ref: str | None = None) -> ReleaseManifest | None:
     """The canary ``env`` runs, as git ``ref`` (or the working tree) holds it; None when there is none."""
-    path = relative_canary(spec, env)
-    if ref is None:
-        file = spec.root / path
-        text, source = (file.read_text(encoding="utf-8") if file.is_file() else None), spec.display(str(file))
-    else:
-        text, source = gitutil.show(spec.root, ref, path), f"{ref}:{path}"
-    if text is None:
-        return None
-    manifest = parse_manifest(text, source)
-    mismatch = environment_mismatch(manifest, env)
-    if mismatch:
-        raise ConfigError(f"{source}: {mismatch}")
-    return manifest
+    return manifest_file_at(spec, env, canary_path(spec, env), ref)
 
 
 # -- the comparison -----------------------------------------------------------------------------------
@@ -192,20 +180,13 @@ def _quality(spec: Spec, result: CanaryStatus, served: dict[int, pd.DataFrame]) 
 
 
 def _labels(spec: Spec, result: CanaryStatus) -> pd.DataFrame | None:
-    from ..monitor.sources import read_file
-
-    if not spec.drift.feedback:
-        result.notes.append("no labels configured ([tool.gitops-ml.drift] feedback): quality not compared")
+    rows = returned_labels(spec, result.notes)
+    if rows is None:
         return None
-    location = spec.resolve(spec.drift.feedback)
-    if "://" not in location and not Path(location).is_file():
-        result.notes.append(f"no labels have come back yet ({spec.display(location)}): quality not compared")
+    if spec.target not in rows.frame.columns:
+        result.notes.append(f"{spec.display(rows.source)} has no {spec.target} column: quality not compared")
         return None
-    frame = read_file(spec, location, None).frame
-    if REQUEST_ID not in frame.columns or spec.target not in frame.columns:
-        result.notes.append(f"{spec.display(location)} lacks {REQUEST_ID} or {spec.target}: quality not compared")
-        return None
-    return frame[[REQUEST_ID, spec.target]].dropna().astype({REQUEST_ID: str}).drop_duplicates(REQUEST_ID)
+    return rows.frame[[REQUEST_ID, spec.target]].dropna().astype({REQUEST_ID: str}).drop_duplicates(REQUEST_ID)
 
 
 def _score(predicted: pd.Series, truth: pd.Series, task: str) -> float:
@@ -280,9 +261,9 @@ def write_status(spec: Spec, result: CanaryStatus) -> tuple[Path, Path]:
     path = status_file(spec.root)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result.as_dict(), indent=2) + "\n", encoding="utf-8")
-    markdown = path.with_suffix(".md")
-    markdown.write_text(summary(result), encoding="utf-8")
-    github.write_summary(summary(result))
+    markdown, text = path.with_suffix(".md"), summary(result)
+    markdown.write_text(text, encoding="utf-8")
+    github.write_summary(text)
     return path, markdown
 
 

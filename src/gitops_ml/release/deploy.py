@@ -11,8 +11,8 @@ from ..config import Spec
 from ..errors import CheckFailed
 from . import oci
 from .environments import check_environment, read_manifest, relative_manifest
-from .image import packaged_release
-from .registry import alias_version, registry_disagreements
+from .image import packaged_release, require_deployable
+from .registry import alias_version
 from .verify import content_reasons
 
 
@@ -73,9 +73,7 @@ def released_bento(spec: Spec, env: str, manifest, client, refusals: list[str]) 
     is configured."""
     if manifest.image_digest is None:
         return packaged_release(spec, env, manifest, client, refusals=refusals).bento_tag
-    reasons = [*refusals, *registry_disagreements(spec, client, manifest)]
-    if reasons:
-        raise CheckFailed(f"not deploying {relative_manifest(spec, env)}: " + "; ".join(reasons))
+    require_deployable(spec, env, manifest, client, refusals)
     return manifest.bento_tag
 
 

@@ -36,15 +36,7 @@ def environment_mismatch(manifest: ReleaseManifest, env: str) -> str | None:
 
 def read_manifest(spec: Spec, env: str) -> ReleaseManifest | None:
     """The environment's release manifest, or None when nothing is released there."""
-    path = manifest_path(spec, env)
-    if not path.is_file():
-        return None
-    shown = spec.display(str(path))
-    manifest = parse_manifest(path.read_text(encoding="utf-8"), shown)
-    mismatch = environment_mismatch(manifest, env)
-    if mismatch:
-        raise ConfigError(f"{shown}: {mismatch}")
-    return manifest
+    return manifest_file_at(spec, env, manifest_path(spec, env), None)
 
 
 def current_version(spec: Spec, env: str) -> int | None:
@@ -76,16 +68,26 @@ def changed_environments(spec: Spec, requested: str, changed_paths: list[str]) -
 
 def manifest_at(spec: Spec, env: str, ref: str | None) -> ReleaseManifest | None:
     """The release of ``env`` as git ``ref`` holds it (the working tree when ``ref`` is None)."""
-    if ref is None:
-        return read_manifest(spec, env)
-    from .. import gitutil  # git is only needed when a ref is asked for
+    return manifest_file_at(spec, env, manifest_path(spec, env), ref)
 
-    path = relative_manifest(spec, env)
-    text = gitutil.show(spec.root, ref, path)
-    if text is None:
-        return None
-    manifest = parse_manifest(text, f"{ref}:{path}")
+
+def manifest_file_at(spec: Spec, env: str, path: Path, ref: str | None) -> ReleaseManifest | None:
+    """A manifest of ``env`` at ``path`` (its release.yaml, or a canary beside it) as git ``ref`` holds it,
+    or the working tree when ``ref`` is None; None when there is no such file. A manifest that names
+    another environment than its folder is refused."""
+    if ref is None:
+        if not path.is_file():
+            return None
+        text, source = path.read_text(encoding="utf-8"), spec.display(str(path))
+    else:
+        from .. import gitutil  # git is only needed when a ref is asked for
+
+        relative = path.relative_to(spec.root).as_posix()
+        text, source = gitutil.show(spec.root, ref, relative), f"{ref}:{relative}"
+        if text is None:
+            return None
+    manifest = parse_manifest(text, source)
     mismatch = environment_mismatch(manifest, env)
     if mismatch:
-        raise ConfigError(f"{ref}:{path}: {mismatch}")
+        raise ConfigError(f"{source}: {mismatch}")
     return manifest

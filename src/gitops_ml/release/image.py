@@ -85,9 +85,7 @@ def packaged_release(
     """The bento ``manifest`` pins, built (and exported to ``export_dir``) once the registry agrees with
     the manifest; a bento that differs from the pinned one is refused. ``refusals`` found by the caller
     are listed with the registry's, so one message names every reason."""
-    reasons = [*refusals, *registry_disagreements(spec, client, manifest)]
-    if reasons:
-        raise CheckFailed(f"not deploying {relative_manifest(spec, env)}: " + "; ".join(reasons))
+    require_deployable(spec, env, manifest, client, refusals)
     from ..serve.package import package  # serving is heavy to import; only deploy needs it
 
     packaged = package(spec, manifest.version, export_dir)
@@ -97,6 +95,14 @@ def packaged_release(
             f"gave bento {packaged.bento_tag}, the manifest pins {manifest.bento_tag}"
         )
     return packaged
+
+
+def require_deployable(spec: Spec, env: str, manifest: ReleaseManifest, client, refusals: list[str] = ()) -> None:
+    """CheckFailed listing every reason not to deploy ``manifest``: ``refusals`` found by the caller and
+    the registry's disagreements with it."""
+    reasons = [*refusals, *registry_disagreements(spec, client, manifest)]
+    if reasons:
+        raise CheckFailed(f"not deploying {relative_manifest(spec, env)}: " + "; ".join(reasons))
 
 
 def image_context(spec: Spec, env: str, folder: Path | None = None) -> ImageContext:

@@ -138,6 +138,14 @@ def bento_tag(spec: Spec, model: tracking.Version) -> str:
     return f"{config['service_name']}:{packaging.bento_version(config)}"
 
 
+def image_registry(spec: Spec) -> str:
+    """The registry the project's images go to, as ``docker login`` takes it (release.image_repository;
+    without one, images are named after the model, on Docker Hub)."""
+    from .oci import registry_host
+
+    return registry_host(spec.release.image_repository or spec.model_name)
+
+
 def image_ref(spec: Spec, tag: str) -> str:
     """``<release.image_repository>:<bento version>``; the bento's own tag when no repository is set."""
     name, _, label = tag.partition(":")

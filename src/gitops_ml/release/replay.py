@@ -247,28 +247,41 @@ def _labelled(spec: Spec, client, result: Replay, model, ids: set[str]) -> None:
     result.production_metric, result.candidate_metric = theirs[spec.metric], mine[spec.metric]
 
 
-def _labelled_rows(spec: Spec, result: Replay, ids: set[str]) -> pd.DataFrame | None:
-    from ..monitor.sources import check_rows, read_file
+def returned_labels(spec: Spec, notes: list[str]):
+    """The labels that came back (``[tool.gitops-ml.drift] feedback``, as ``gitops-ml feedback join`` writes
+    them), read, when they can be matched with logged rows by request id; else None, with the reason added
+    to ``notes``. Replay and the canary status both judge quality on them."""
+    from ..monitor.sources import read_file
 
     if not spec.drift.feedback:
-        result.notes.append("no labels configured ([tool.gitops-ml.drift] feedback): quality not compared")
+        notes.append("no labels configured ([tool.gitops-ml.drift] feedback): quality not compared")
         return None
     location = spec.resolve(spec.drift.feedback)
-    result.labelled_source = location
     if "://" not in location and not Path(location).is_file():
-        result.notes.append(f"no labels have come back yet ({spec.display(location)} does not exist): "
-                            "quality not compared")
+        notes.append(f"no labels have come back yet ({spec.display(location)} does not exist): quality not compared")
         return None
     rows = read_file(spec, location, None)
     if REQUEST_ID not in rows.frame.columns:
-        result.notes.append(f"{spec.display(location)} has no {REQUEST_ID} column: its labels cannot be matched "
-                            "with replayed rows (write it with `gitops-ml feedback join`)")
+        notes.append(f"{spec.display(location)} has no {REQUEST_ID} column: its labels cannot be matched "
+                     "with logged rows (write it with `gitops-ml feedback join`)")
+        return None
+    return rows
+
+
+def _labelled_rows(spec: Spec, result: Replay, ids: set[str]) -> pd.DataFrame | None:
+    from ..monitor.sources import check_rows
+
+    if spec.drift.feedback:
+        result.labelled_source = spec.resolve(spec.drift.feedback)
+    rows = returned_labels(spec, result.notes)
+    if rows is None:
         return None
     rows.frame = rows.frame[rows.frame[REQUEST_ID].astype(str).isin(ids)].reset_index(drop=True)
     rows = check_rows(rows, load_schema(spec), spec.target, labelled=True)
     result.labelled_rows = rows.rows_used
     if rows.frame.empty:
-        result.notes.append(f"no replayed row has a label in {spec.display(location)} yet: quality not compared")
+        result.notes.append(f"no replayed row has a label in {spec.display(result.labelled_source)} yet: "
+                            "quality not compared")
         return None
     return rows.frame
 
