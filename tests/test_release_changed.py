@@ -45,6 +45,13 @@ def test_changed_manifests_in_declared_order(project: Path) -> None:
         release.changed_environments(spec, "prod", paths)
 
 
+def test_a_changed_canary_deploys_its_environment(project: Path) -> None:
+    spec = load_spec(project)
+    paths = ["environments/production/canary.yaml", "environments/production/canary/kustomization.yaml",
+             "environments/staging/canary.md"]  # fmt: skip
+    assert release.changed_environments(spec, "", paths) == ["production"]
+
+
 def test_command_reads_the_last_commit(project: Path) -> None:
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
     subprocess.run(["git", "init", "-q", "-b", "main"], cwd=project, check=True)

@@ -121,14 +121,18 @@ def crd_problems(documents: list[dict]) -> list[str]:
     return problems
 
 
-def policy_problems(documents: list[dict], manifest: ReleaseManifest) -> list[str]:
+ENVIRONMENT_KINDS = ("Service", "ServiceAccount", "PodDisruptionBudget", "HorizontalPodAutoscaler", "ConfigMap")
+
+
+def policy_problems(documents: list[dict], manifest: ReleaseManifest, needs: tuple[str, ...] = ENVIRONMENT_KINDS
+                    ) -> list[str]:  # fmt: skip
     """What a rendered environment must hold, whatever else it does."""
     problems = []
     deployments = [d for d in documents if d["kind"] == "Deployment"]
     if not deployments:
         return ["no Deployment"]
     kinds = {d["kind"] for d in documents}
-    for kind in ("Service", "ServiceAccount", "PodDisruptionBudget", "HorizontalPodAutoscaler", "ConfigMap"):
+    for kind in needs:
         if kind not in kinds:
             problems.append(f"no {kind}")
     for deployment in deployments:
@@ -295,3 +299,54 @@ def test_an_overlay_whose_digest_differs_from_release_yaml_fails(level2, kubectl
     assert any("field 'images[0].digest'" in r and "is not release.yaml's image_digest" in r for r in reasons), reasons
     documents = render(kubectl, copy_of / "environments" / "staging")
     assert any("is not release.yaml's" in p for p in policy_problems(documents, releases["staging"]))
+
+
+# -- a canary bake: the canary's Deployment beside the stable one, behind one Service ----------------------
+@pytest.fixture(scope="module", params=[c for c in CONTROLLERS if c != "none"])
+def canary_bake(request, tmp_path_factory) -> tuple[str, Path, str]:
+    project = bake(tmp_path_factory.mktemp(f"canary-{request.param}"), mlops_level="2",
+                   gitops_controller=request.param, release_strategy="canary")  # fmt: skip
+    return request.param, project, kubernetes.canary_overlay_path(load_spec(project), "production").read_text()
+
+
+def test_a_canary_bake_renders_a_second_deployment_that_shares_the_service(canary_bake, kubectl) -> None:
+    controller, project, baked = canary_bake
+    spec = load_spec(project)
+    assert baked == kubernetes.dump_canary_overlay(spec, None)  # the bake's empty folder is what abort writes
+    assert render(kubectl, project / "environments/production/canary") == []
+    releases = released(project)
+    candidate = release_of(spec, "production", version=4, digest="sha256:" + "cd" * 32)
+    (project / "environments/production/canary.yaml").write_text(dump_manifest(candidate))
+    kubernetes.canary_overlay_path(spec, "production").write_text(kubernetes.dump_canary_overlay(spec, candidate))
+    canary = render(kubectl, project / "environments/production/canary")
+    assert kubernetes_problems(canary) == []
+    assert policy_problems(canary, candidate, needs=()) == []
+    [deployment] = canary
+    assert deployment["metadata"]["name"] == f"{project.name}-canary"
+    assert deployment["spec"]["replicas"] == kubernetes.canary_replicas(spec, "production") == 1
+    stable = render(kubectl, project / "environments/production")
+    assert policy_problems(stable, releases["production"]) == []
+    assert kubernetes.sharing_reasons(spec, stable, canary) == []
+    assert kubernetes.canary_agreement_reasons(spec, "production", candidate) == []
+    # the pod template shares the stable one's ConfigMap, Secret and ServiceAccount by name
+    pod, stable_pod = (d["spec"]["template"]["spec"] for d in (deployment, next(s for s in stable
+                                                                                if s["kind"] == "Deployment")))
+    assert pod["serviceAccountName"] == stable_pod["serviceAccountName"]
+    assert pod["containers"][0]["envFrom"] == stable_pod["containers"][0]["envFrom"]
+
+    documents = yaml.safe_load((project / "deploy" / controller / "production-canary.yaml").read_text())
+    assert crd_problems([documents]) == []
+    if controller == "argocd":
+        assert documents["spec"]["source"]["path"] == "environments/production/canary"
+        assert documents["spec"]["destination"]["namespace"] == f"{project.name}-production"
+        assert documents["spec"]["syncPolicy"]["automated"]["prune"] is True
+    else:
+        assert documents["spec"]["path"] == "./environments/production/canary"
+        assert documents["spec"]["targetNamespace"] == f"{project.name}-production" and documents["spec"]["prune"]
+
+
+def test_a_direct_bake_has_no_canary_files_but_its_selector_keeps_the_track(level2) -> None:
+    _, project, _ = level2
+    assert not [f for f in files_of(project) if "canary" in f]
+    deployment = yaml.safe_load((project / "deploy/kubernetes/base/deployment.yaml").read_text())
+    assert deployment["spec"]["selector"]["matchLabels"][kubernetes.TRACK] == "stable"

@@ -142,6 +142,9 @@ class Kubernetes(_Section):
 
     base: str = "deploy/kubernetes/base"
     """The kustomize base, relative to the project root."""
+    canary_base: str = "deploy/kubernetes/canary"
+    """With ``strategy = "canary"``: the base's Deployment alone, renamed ``<name>-canary`` on the canary track;
+    each canary's overlay (``environments/<env>/canary/kustomization.yaml``) pins it by digest."""
     name: str = ""
     """The Deployment's (and its container's and image placeholder's) name in the base; '' is the model name."""
     environments: dict[str, KubernetesEnvironment] = Field(default_factory=dict)

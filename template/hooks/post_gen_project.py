@@ -27,6 +27,13 @@ ADDED_AT_LEVEL = {int(level): paths for level, paths in {{ cookiecutter._workflo
 
 # Not a level's workflow: the Canary workflow comes with level 2 only when production is released by canary.
 CANARY_WORKFLOW = Path(".github/workflows/canary.yml")
+# The canary's Deployment: its base, the folder its overlay is written to and each controller's manifest.
+CANARY_FILES = (
+    DEPLOY / "kubernetes" / "canary",
+    Path("environments/production/canary"),
+    DEPLOY / "argocd" / "production-canary.yaml",
+    DEPLOY / "flux" / "production-canary.yaml",
+)
 STRATEGY = {{ cookiecutter.release_strategy | tojson }}
 
 CLASSIFICATION_DATA = Path("data/churn.csv")
@@ -58,6 +65,16 @@ def keep_deploy(level: int, controller: str) -> list[str]:
             shutil.rmtree(folder)
             removed.append(str(folder))
     return removed
+
+
+def remove_canary() -> None:
+    """Without a canary strategy at level 2 there is no second Deployment to run, sync or check."""
+    CANARY_WORKFLOW.unlink()
+    for path in CANARY_FILES:
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
 
 
 def derive_regression_sample(source: Path, destination: Path) -> int:
@@ -103,7 +120,7 @@ def main() -> int:
     remove_above_level(LEVEL)
     keep_deploy(LEVEL, CONTROLLER)
     if LEVEL < KUBERNETES_LEVEL or STRATEGY != "canary":
-        CANARY_WORKFLOW.unlink()
+        remove_canary()
     if TASK == "regression":
         derive_regression_sample(CLASSIFICATION_DATA, REGRESSION_DATA)
     return 0

@@ -28,11 +28,18 @@ from .. import gitutil, layout
 from ..config import Spec
 from ..errors import CheckFailed, ConfigError
 from . import kubernetes
-from .environments import check_environment, manifest_at, manifest_file_at, manifest_path, relative_manifest
+from .environments import (
+    CANARY_MANIFEST,
+    check_environment,
+    manifest_at,
+    manifest_file_at,
+    manifest_path,
+    relative_manifest,
+)
 from .manifest import ReleaseManifest, dump_manifest
 from .replay import REQUEST_ID, Distribution, answers, distribution, returned_labels, shift
 
-CANARY = "canary.yaml"
+CANARY = CANARY_MANIFEST
 ACTIONS = ("complete", "abort")
 NOT_MEASURED = (
     "latency and failed requests are not in the inference log (it records answered rows only): compare them "
@@ -46,6 +53,11 @@ def uses_canary(spec: Spec, env: str) -> bool:
     return spec.release.strategy == "canary" and env == spec.release.environments[-1]
 
 
+def canary_alias(env: str) -> str:
+    """The registry alias that names the canary's version while it runs (``deploy`` moves it)."""
+    return f"{env}-canary"
+
+
 def canary_path(spec: Spec, env: str) -> Path:
     return spec.environments_dir / check_environment(spec, env) / CANARY
 
@@ -57,6 +69,22 @@ def relative_canary(spec: Spec, env: str) -> str:
 def canary_at(spec: Spec, env: str, ref: str | None = None) -> ReleaseManifest | None:
     """The canary ``env`` runs, as git ``ref`` (or the working tree) holds it; None when there is none."""
     return manifest_file_at(spec, env, canary_path(spec, env), ref)
+
+
+def what_changes(spec: Spec, manifest: ReleaseManifest, stable: ReleaseManifest) -> str:
+    """The canary promotion's "What changes" paragraph: beside what, on how much of the traffic."""
+    env, version = manifest.environment, manifest.version
+    text = (f"**What changes:** v{version} starts as a **canary** beside v{stable.version} in `{env}` "
+            f"(`{relative_canary(spec, env)}`; `{relative_manifest(spec, env)}` stays on v{stable.version}). "
+            f"Merging this pull request deploys it: the MLflow alias `{canary_alias(env)}` moves to v{version}, "
+            f"`{env}` stays on v{stable.version}")  # fmt: skip
+    if kubernetes.enabled(spec) and manifest.image_digest:
+        (low, high), pods = kubernetes.canary_share(spec, env), kubernetes.canary_replicas(spec, env)
+        text += (f", and `{kubernetes.relative_canary_overlay(spec, env)}` runs {pods} "
+                 f"canary pod(s) behind the Service: {low:.0%} to {high:.0%} of the requests as the stable pods "
+                 f"scale (canary_weight = {spec.release.canary_weight:g})")  # fmt: skip
+    return (text + ". `make canary-status` compares the two on live traffic; `make canary-complete` or "
+            "`make canary-abort` writes the second pull request. Rolling back is reverting the merge commit.\n")
 
 
 # -- the comparison -----------------------------------------------------------------------------------
@@ -332,6 +360,9 @@ def finish(spec: Spec, action: str, env: str | None = None, *, branch: bool = Fa
 def _finished_files(spec: Spec, env: str, action: str, candidate: ReleaseManifest) -> dict[Path, str | None]:
     """Each file the change writes (None: removed)."""
     wanted: dict[Path, str | None] = {canary_path(spec, env): None}
+    if kubernetes.enabled(spec) and kubernetes.canary_overlay_path(spec, env).is_file():
+        # Emptied, not removed: its Application or Kustomization then prunes the canary's Deployment.
+        wanted[kubernetes.canary_overlay_path(spec, env)] = kubernetes.dump_canary_overlay(spec, None)
     if action == "complete":
         wanted[manifest_path(spec, env)] = dump_manifest(candidate)
         if kubernetes.enabled(spec) and candidate.image_digest:

@@ -9,6 +9,8 @@ from ..config import Spec
 from ..errors import ConfigError
 from .manifest import ReleaseManifest, parse_manifest
 
+CANARY_MANIFEST = "canary.yaml"  # a canary's release, beside release.yaml (strategy = "canary")
+
 
 def check_environment(spec: Spec, env: str) -> str:
     """The environment's name, if the spec declares it."""
@@ -58,10 +60,11 @@ def changed_environments(spec: Spec, requested: str, changed_paths: list[str]) -
     if requested:
         return [check_environment(spec, requested)]
     folder = spec.environments_dir.relative_to(spec.root).as_posix()
+    # release.yaml, or a canary's canary.yaml beside it (deploy moves the canary's alias too).
     names = {
         Path(p).parent.name
         for p in changed_paths
-        if p.endswith("/" + layout.MANIFEST) and Path(p).parent.parent.as_posix() == folder
+        if Path(p).name in (layout.MANIFEST, CANARY_MANIFEST) and Path(p).parent.parent.as_posix() == folder
     }
     return [env for env in spec.release.environments if env in names]
 

@@ -26,13 +26,14 @@ def promotion_body(
     branch: str,
     groups: str = "",
     replayed: str = "",
+    canary: str = "",
 ) -> str:
     env, version = manifest.environment, manifest.version
     was = f"v{current.version}" if current else "nothing"
     parts = [
         f"## Promote `{spec.model_name}` v{version} to {env}\n",
         extra_body.strip() + "\n" if extra_body.strip() else "",
-        f"**What changes:** `{env}` goes from {was} to **v{version}** "
+        canary or f"**What changes:** `{env}` goes from {was} to **v{version}** "
         f"(from {_source(manifest.promoted_from)}). Merging this pull request deploys it: "
         f"the MLflow alias `{env}` moves to v{version} and image `{manifest.image}` is built. "
         "Rolling back is reverting the merge commit.\n",

@@ -257,7 +257,8 @@ def _promote_locked(
     title = title or default_title(spec, manifest, current)
     groups = groups_section(env, model, current, _running(spec, client, current))
     body = promotion_body(spec, manifest, current, unfilled, extra_body, branch_name, groups,
-                          replay_section(replayed) if replayed is not None else "")
+                          replay_section(replayed) if replayed is not None else "",
+                          canary.what_changes(spec, manifest, current) if as_canary else "")  # fmt: skip
     out = Path(output_dir) if output_dir else layout.promotion_dir(spec.root)
     path = canary.canary_path(spec, env) if as_canary else manifest_path(spec, env)
     commit = _write_release(spec, env, card, manifest, title, branch_name if branch else None, start, as_canary)
@@ -279,7 +280,8 @@ def _promote_locked(
         card_unfilled=unfilled,
         warnings=_unverifiable(spec, env, unfilled),
         image_digest=manifest.image_digest,
-        overlay_path=_written_overlay(spec, env) if not as_canary else None,  # a canary leaves the overlay as it was
+        # A canary leaves the stable overlay as it was and writes its own.
+        overlay_path=_canary_overlay(spec, env, manifest) if as_canary else _written_overlay(spec, env),
         replay=replayed,
         canary=as_canary,
     )
@@ -325,6 +327,11 @@ def _overlay(spec: Spec, env: str) -> Path | None:
     return kubernetes.overlay_path(spec, env) if kubernetes.enabled(spec) else None
 
 
+def _canary_overlay(spec: Spec, env: str, manifest: ReleaseManifest) -> Path | None:
+    """The canary's Deployment overlay, written for a canary pinned by digest (none to pin without one)."""
+    return kubernetes.canary_overlay_path(spec, env) if kubernetes.enabled(spec) and manifest.image_digest else None
+
+
 def _unverifiable(spec: Spec, env: str, unfilled: int) -> list[str]:
     if env != spec.release.environments[-1] or not unfilled:
         return []
@@ -348,12 +355,14 @@ def _write_release(
     """Write the manifest (and with ``branch``, commit it on a new branch cut from ``start``); on any
     failure undo it all. A canary goes to canary.yaml, leaving the stable release and its overlay as they are."""
     path = canary.canary_path(spec, env) if as_canary else manifest_path(spec, env)
-    overlay = None if as_canary else _overlay(spec, env)
+    overlay = _canary_overlay(spec, env, manifest) if as_canary else _overlay(spec, env)
     previous = gitutil.switch_to_new_branch(spec.root, branch, start or "HEAD") if branch else None
     # As the new branch has them: the release and, for a Kubernetes project, its overlay.
     originals = {p: p.read_text(encoding="utf-8") if p.is_file() else None for p in (path, overlay) if p}
     wanted = {path: dump_manifest(manifest)}
-    if overlay is not None:
+    if overlay is not None and as_canary:
+        wanted[overlay] = kubernetes.dump_canary_overlay(spec, manifest)
+    elif overlay is not None:
         # Without a digest there is nothing the overlay could pin: an earlier release's overlay goes, since it
         # would name another version (verify's notice says the release has no digest yet).
         wanted[overlay] = (
@@ -388,6 +397,7 @@ def _write_all(contents: dict[Path, str | None]) -> None:
         if text is None:
             file.unlink(missing_ok=True)
             continue
+        file.parent.mkdir(parents=True, exist_ok=True)  # a canary's folder, in a project that just switched
         scratch = file.with_name(f".{file.name}.promote-{os.getpid()}")
         try:
             scratch.write_text(text, encoding="utf-8")

@@ -12,7 +12,7 @@ from .. import cards, gitutil, layout, tracking
 from ..config import Spec
 from ..errors import ConfigError
 from . import kubernetes, oci
-from .canary import CANARY
+from .canary import CANARY, canary_at
 from .environments import environment_mismatch, previous_environment, read_manifest, relative_manifest
 from .manifest import ReleaseManifest, parse_manifest
 from .registry import registry_disagreements
@@ -81,7 +81,10 @@ def verify(spec: Spec, base: str = "origin/main") -> Verification:
     paths += [p for p in changed if p.endswith("/" + CANARY)]
     # An overlay edited without its release (by hand): checked against the release beside it.
     overlays = [p for p in changed if p.endswith("/" + kubernetes.OVERLAY) and kubernetes.enabled(spec)
+                and Path(p).parent.name != kubernetes.CANARY_FOLDER
                 and str(Path(p).parent / layout.MANIFEST) not in paths]  # fmt: skip
+    canary_overlays = [p for p in changed if p.endswith(f"/{kubernetes.CANARY_FOLDER}/{kubernetes.OVERLAY}")
+                       and kubernetes.enabled(spec) and str(Path(p).parent.parent / CANARY) not in paths]  # fmt: skip
     rank = {env: index for index, env in enumerate(spec.release.environments)}
     paths.sort(key=lambda p: (rank.get(Path(p).parent.name, len(rank)), p))  # declared order, unknown last
     client: MlflowClient | None = None
@@ -101,13 +104,43 @@ def verify(spec: Spec, base: str = "origin/main") -> Verification:
             if registry_down is not None:
                 check.reasons.append(f"registry cannot confirm the release: {registry_down}")
             check.reasons += oci.image_reasons(manifest)  # the pinned image: pushed, and built for this release
-        if kubernetes.enabled(spec) and check.change != "invalid" and not path.endswith("/" + CANARY):
-            check.reasons += _overlay_reasons(spec, check.env, manifest)
-            if manifest is not None and (notice := kubernetes.digest_notice(spec, check.env, manifest)):
-                check.notices.append(notice)
+        if kubernetes.enabled(spec) and check.change != "invalid":
+            _kubernetes_checks(spec, check, path, manifest)
         checks.append(check)
     checks += [_overlay_check(spec, base, path) for path in sorted(overlays)]
+    checks += [_canary_overlay_check(spec, path) for path in sorted(canary_overlays)]
     return Verification(base=base, checks=checks)
+
+
+def _kubernetes_checks(spec: Spec, check: ManifestCheck, path: str, manifest: ReleaseManifest | None) -> None:
+    """The overlay beside a changed release (the canary's Deployment beside a changed canary.yaml)."""
+    if path.endswith("/" + CANARY):
+        check.reasons += kubernetes.canary_agreement_reasons(spec, check.env, manifest)
+        notice = kubernetes.canary_share_notice(spec, check.env)
+        if manifest is not None and manifest.image_digest and notice:
+            check.notices.append(notice)
+        return
+    check.reasons += _overlay_reasons(spec, check.env, manifest)
+    if manifest is not None and (notice := kubernetes.digest_notice(spec, check.env, manifest)):
+        check.notices.append(notice)
+
+
+def _canary_overlay_check(spec: Spec, path: str) -> ManifestCheck:
+    """A changed ``<env>/canary/kustomization.yaml`` whose canary.yaml did not change."""
+    env = Path(path).parent.parent.name
+    check = ManifestCheck(env=env, path=path, change="overlay", version=None, base_version=None)
+    if env not in spec.release.environments:
+        check.reasons.append(f"unknown environment {env!r}: {spec.pyproject.name} declares "
+                             f"{', '.join(spec.release.environments)}")  # fmt: skip
+        return check
+    try:
+        manifest = canary_at(spec, env)
+    except ConfigError as exc:
+        check.reasons.append(str(exc))
+        return check
+    check.version = check.base_version = None if manifest is None else manifest.version
+    check.reasons += [r.removeprefix(f"{path}: ") for r in kubernetes.canary_agreement_reasons(spec, env, manifest)]
+    return check
 
 
 def _overlay_reasons(spec: Spec, env: str, manifest: ReleaseManifest | None) -> list[str]:
