@@ -151,7 +151,10 @@ def test_bake_has_the_files_of_its_level_and_nothing_else(bakes, config):
     if level == "2":
         expected |= KUBERNETES_BASE | CONTROLLER_FILES[config["gitops_controller"]]
     if level == "2" and config["release_strategy"] == "canary":
-        expected.add(".github/workflows/canary.yml")
+        controller = config["gitops_controller"]
+        expected |= {".github/workflows/canary.yml", "deploy/kubernetes/canary/kustomization.yaml",
+                     "environments/production/canary/kustomization.yaml"}  # fmt: skip
+        expected |= {f"deploy/{controller}/production-canary.yaml"} if controller != "none" else set()
     assert files_of(project) == expected
 
 

@@ -334,6 +334,11 @@ def test_a_canary_bake_renders_a_second_deployment_that_shares_the_service(canar
     assert pod["serviceAccountName"] == stable_pod["serviceAccountName"]
     assert pod["containers"][0]["envFrom"] == stable_pod["containers"][0]["envFrom"]
 
+    low, high = kubernetes.canary_share(spec, "production")  # the README's numbers are the engine's
+    readme = " ".join((project / "README.md").read_text().split())
+    assert f"single canary pod gets {low * 100:.0f} % to {high * 100:.0f} % of the requests" in readme
+    assert f"deploy/{controller}/production-canary.yaml" in readme
+
     documents = yaml.safe_load((project / "deploy" / controller / "production-canary.yaml").read_text())
     assert crd_problems([documents]) == []
     if controller == "argocd":
