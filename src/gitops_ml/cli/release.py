@@ -127,6 +127,15 @@ def verify_command(ctx: click.Context, base: str) -> None:
     return result
 
 
+def canary_line(result) -> str | None:
+    """What deploy did to the canary's alias, when there is or was a canary."""
+    alias = f"{result.env}-canary"
+    if result.canary_version is not None:
+        state = "moved to" if result.canary_alias_changed else "already at"
+        return f"{result.env}: alias '{alias}' {state} v{result.canary_version} (the canary)"
+    return f"{result.env}: alias '{alias}' removed (the canary ended)" if result.canary_alias_changed else None
+
+
 @main.command("deploy")
 @click.argument("env")
 @click.option("--base", default="main", show_default=True, metavar="BRANCH",
@@ -148,6 +157,8 @@ def deploy_command(ctx: click.Context, env: str, base: str) -> None:
                  if result.alias_changed else f"alias '{env}' already at v{result.version}")
         console.out.print(f"{env}: {moved}; bento {result.bento_tag}; image {result.image}")
         console.out.print(f"image reference written to {spec.display(str(result.image_file))}")
+        if line := canary_line(result):
+            console.out.print(line)
 
     emit(result.as_dict(), render)
     return result

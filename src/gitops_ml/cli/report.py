@@ -186,12 +186,16 @@ def deployment(result, spec: Spec | None, echo: Callable[[str], None]) -> None:
             "bento_tag": result.bento_tag or "",
             "version": "" if result.version is None else result.version,
             "changed": str(result.alias_changed).lower(),
+            "canary_version": "" if result.canary_version is None else result.canary_version,
         }
     )
+    from .release import canary_line
+
     version = "nothing" if result.version is None else f"v{result.version}"
+    canary = canary_line(result)
     github.write_summary(
         f"### Deployed {spec.model_name} to {result.env}: {version}\n\n"
-        f"image `{result.image or '-'}`, bento `{result.bento_tag or '-'}`\n"
+        f"image `{result.image or '-'}`, bento `{result.bento_tag or '-'}`\n" + (f"\n{canary}\n" if canary else "")
     )
 
 
