@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from gitops_ml import tracking
 from gitops_ml.config import load_spec
 from gitops_ml.release import kubernetes
 
@@ -139,6 +140,13 @@ def test_a_canary_runs_as_a_second_deployment_behind_the_service_then_ends(canar
     assert deployed["canary_version"] == 2 and deployed["canary_alias_changed"]
     code, out, _ = cli(root, "deploy", "production")  # again: nothing moves
     assert code == 0 and "alias 'production-canary' already at v2 (the canary)" in out, out
+    # the canary's alias moved by hand: the scheduled reconcile puts it back where canary.yaml says
+    spec = load_spec(root)
+    tracking.connect(spec).set_registered_model_alias(spec.model_name, "production-canary", "1")
+    code, out, reconciled = cli(root, "reconcile", "--json")
+    assert code == 0, out
+    rows = {c["env"]: (c["alias_before"], c["alias_after"], c["action"]) for c in reconciled["environments"]}
+    assert rows["production-canary"] == (1, 2, "moved") and rows["production"] == (1, 1, "in sync")
 
     # abort: canary.yaml goes and the folder is emptied (the controller prunes the Deployment); alias removed
     code, out, aborted = cli(root, "canary", "abort", "--branch", "--json")
@@ -154,6 +162,8 @@ def test_a_canary_runs_as_a_second_deployment_behind_the_service_then_ends(canar
     assert code == 0, out
     assert (alias(root, "production"), alias(root, "production-canary")) == (1, None)
     assert deployed["canary_version"] is None and deployed["canary_alias_changed"]
+    code, out, reconciled = cli(root, "reconcile", "--json")  # no canary, no alias: nothing to re-assert
+    assert code == 0 and "production-canary" not in {c["env"] for c in reconciled["environments"]}, out
 
 
 def test_complete_makes_the_canary_the_stable_release_and_its_overlay(canary_kube: Path) -> None:
