@@ -228,6 +228,15 @@ def test_an_overlay_left_behind_without_canary_yaml_is_refused_and_deploy_moves_
     root = canary_kube
     _promote_and_merge(root, 2, "production")
     assert cli(root, "deploy", "production")[0] == 0
+    # the canary's overlay alone edited on a branch (canary.yaml as main has it): still checked against it
+    git(root, "switch", "--quiet", "-c", "edit-overlay")
+    _edit(root, CANARY_OVERLAY, lambda d: d["images"][0].update(digest=OTHER))
+    git(root, "commit", "--quiet", "-am", "Another digest by hand")
+    code, out, verified = cli(root, "verify", "--base", "origin/main", "--json")
+    assert code == 1 and [(c["path"], c["change"], c["version"]) for c in verified["checks"]] == [
+        (CANARY_OVERLAY, "overlay", 2)], out
+    assert f"field 'images[0].digest': {OTHER} is not canary.yaml's image_digest" in out, out
+    git(root, "switch", "--quiet", "main")
     git(root, "switch", "--quiet", "-c", "by-hand")
     git(root, "rm", "--quiet", f"{PRODUCTION}/canary.yaml")  # canary.yaml removed, its Deployment left running
     git(root, "commit", "--quiet", "-m", "Remove canary.yaml by hand")

@@ -107,8 +107,8 @@ def verify(spec: Spec, base: str = "origin/main") -> Verification:
         if kubernetes.enabled(spec) and check.change != "invalid":
             _kubernetes_checks(spec, check, path, manifest)
         checks.append(check)
-    checks += [_overlay_check(spec, base, path) for path in sorted(overlays)]
-    checks += [_canary_overlay_check(spec, path) for path in sorted(canary_overlays)]
+    checks += [_overlay_check(spec, path) for path in sorted(overlays)]
+    checks += [_overlay_check(spec, path, canary=True) for path in sorted(canary_overlays)]
     return Verification(base=base, checks=checks)
 
 
@@ -125,44 +125,28 @@ def _kubernetes_checks(spec: Spec, check: ManifestCheck, path: str, manifest: Re
         check.notices.append(notice)
 
 
-def _canary_overlay_check(spec: Spec, path: str) -> ManifestCheck:
-    """A changed ``<env>/canary/kustomization.yaml`` whose canary.yaml did not change."""
-    env = Path(path).parent.parent.name
-    check = ManifestCheck(env=env, path=path, change="overlay", version=None, base_version=None)
-    if env not in spec.release.environments:
-        check.reasons.append(f"unknown environment {env!r}: {spec.pyproject.name} declares "
-                             f"{', '.join(spec.release.environments)}")  # fmt: skip
-        return check
-    try:
-        manifest = canary_at(spec, env)
-    except ConfigError as exc:
-        check.reasons.append(str(exc))
-        return check
-    check.version = check.base_version = None if manifest is None else manifest.version
-    check.reasons += [r.removeprefix(f"{path}: ") for r in kubernetes.canary_agreement_reasons(spec, env, manifest)]
-    return check
-
-
 def _overlay_reasons(spec: Spec, env: str, manifest: ReleaseManifest | None) -> list[str]:
     """The overlay's disagreements, under the release's path (each reason names the overlay's file)."""
     return kubernetes.agreement_reasons(spec, env, manifest)
 
 
-def _overlay_check(spec: Spec, base: str, path: str) -> ManifestCheck:
-    """A changed ``kustomization.yaml`` whose ``release.yaml`` did not change."""
-    env = Path(path).parent.name
+def _overlay_check(spec: Spec, path: str, canary: bool = False) -> ManifestCheck:
+    """A changed ``kustomization.yaml`` whose ``release.yaml`` did not change (with ``canary``: the canary
+    folder's, whose ``canary.yaml`` did not change), checked against the manifest beside it."""
+    env = Path(path).parent.parent.name if canary else Path(path).parent.name
     check = ManifestCheck(env=env, path=path, change="overlay", version=None, base_version=None)
     if env not in spec.release.environments:
         check.reasons.append(f"unknown environment {env!r}: {spec.pyproject.name} declares "
                              f"{', '.join(spec.release.environments)}")  # fmt: skip
         return check
     try:
-        manifest = read_manifest(spec, env)
+        manifest = canary_at(spec, env) if canary else read_manifest(spec, env)
     except ConfigError as exc:
         check.reasons.append(str(exc))
         return check
     check.version = check.base_version = None if manifest is None else manifest.version
-    check.reasons += [r.removeprefix(f"{path}: ") for r in kubernetes.agreement_reasons(spec, env, manifest)]
+    agreement = kubernetes.canary_agreement_reasons if canary else kubernetes.agreement_reasons
+    check.reasons += [r.removeprefix(f"{path}: ") for r in agreement(spec, env, manifest)]
     return check
 
 
